@@ -1,0 +1,55 @@
+# hookpipe: two commands for a newcomer, `make run` and `make test` (README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+# uv must never download an interpreter (our machines cannot): use the Python 3.13 found here.
+export UV_PYTHON_DOWNLOADS := never
+PYTHON313 = $(shell scripts/find-python313)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: help install run test lint typecheck pytest bench-ingest bench-worker lock \
+        bigquery-emulator-lock clean
+
+help: ## Show the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+
+$(VENV)/.synced: uv.lock pyproject.toml shared/pyproject.toml ingest/pyproject.toml worker/pyproject.toml devstack/pyproject.toml
+	@command -v uv >/dev/null 2>&1 || { echo "hookpipe: installing uv $(UV_VERSION) (pip install uv==$(UV_VERSION))"; \
+	  python3 -m pip install -q "uv==$(UV_VERSION)" || { echo "hookpipe: could not install uv; see https://docs.astral.sh/uv/getting-started/installation/"; exit 1; }; }
+	@py="$(PYTHON313)"; [ -n "$$py" ] || exit 1; UV_PYTHON="$$py" uv sync --frozen --all-packages
+	@touch $@
+
+install: $(VENV)/.synced ## Install the project and its dev tools into .venv (from uv.lock)
+
+run: install ## Start the whole pipeline locally on 127.0.0.1 (Ctrl-C stops it)
+	@exec $(PY) -m hookpipe_devstack run
+
+lint: install ## ruff (lint and format check)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install ## mypy --strict on all source
+	$(VENV)/bin/mypy
+
+pytest: install ## The test suite alone (starts and stops the local stack itself)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest ## Everything CI runs: lint, types, unit, integration, end-to-end, fault and fuzz suites
+
+bench-ingest: install ## Ingest throughput/latency vs the emulator's publish ceiling and a naive baseline
+	$(PY) -m benchmarks.ingest
+
+bench-worker: install ## Worker throughput/latency with group commit vs one write per message
+	$(PY) -m benchmarks.worker
+
+lock: ## Re-resolve uv.lock after changing a pyproject.toml
+	UV_PYTHON="$(PYTHON313)" uv lock
+
+bigquery-emulator-lock: ## Re-resolve the BigQuery emulator's hashed requirements
+	uv pip compile -q --python-version 3.13 --generate-hashes \
+	  devstack/bigquery-emulator/requirements.in -o devstack/bigquery-emulator/requirements.txt
+
+clean: ## Remove the virtualenv and local state
+	rm -rf $(VENV) .hookpipe .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,4 @@
+"""hookpipe's local stack: the real emulators and PostgreSQL, started and stopped by PID.
+
+Used by ``make run`` (``python -m hookpipe_devstack run``) and by the test suite's session fixture.
+"""

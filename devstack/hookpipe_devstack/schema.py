@@ -1,0 +1,77 @@
+"""Apply infra/'s schema files to the local sinks: the same files Terraform and Supabase use."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import psycopg
+from google.api_core.exceptions import Conflict
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
+
+from hookpipe_devstack.services import REPO
+
+BIGQUERY_DIR = REPO / "infra/bigquery"
+MIGRATIONS_DIR = REPO / "infra/supabase/migrations"
+
+
+def bigquery_client(project_id: str, endpoint: str) -> bigquery.Client:
+    return bigquery.Client(
+        project=project_id,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": endpoint},
+    )
+
+
+def apply_bigquery(client: bigquery.Client, project_id: str) -> None:
+    """Create the dataset, the raw events table (partitioned, clustered) and the dedup view."""
+    spec = json.loads((BIGQUERY_DIR / "tables.json").read_text())
+    dataset = spec["dataset"]
+    client.create_dataset(f"{project_id}.{dataset}", exists_ok=True)
+    raw = spec["raw_table"]
+    schema = [
+        bigquery.SchemaField.from_api_repr(field)
+        for field in json.loads((BIGQUERY_DIR / raw["schema_file"]).read_text())
+    ]
+    table = bigquery.Table(f"{project_id}.{dataset}.{raw['name']}", schema=schema)
+    table.time_partitioning = bigquery.TimePartitioning(
+        type_=raw["time_partitioning"]["type"], field=raw["time_partitioning"]["field"]
+    )
+    table.clustering_fields = raw["clustering"]
+    client.create_table(table, exists_ok=True)
+    view_spec = spec["dedup_view"]
+    view = bigquery.Table(f"{project_id}.{dataset}.{view_spec['name']}")
+    view.view_query = view_spec["query"].format(project=project_id, dataset=dataset)
+    with contextlib.suppress(Conflict):
+        client.create_table(view)
+
+
+def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply each ``<version>_<name>.sql`` not yet applied, in order, recording it where the
+    Supabase CLI does (``supabase_migrations.schema_migrations``). Returns the versions applied."""
+    applied: list[str] = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS supabase_migrations")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS supabase_migrations.schema_migrations "
+            "(version text PRIMARY KEY, name text, statements text[])"
+        )
+        done = {
+            row[0]
+            for row in conn.execute("SELECT version FROM supabase_migrations.schema_migrations")
+        }
+        for path in sorted(directory.glob("*.sql")):
+            version, _, name = path.stem.partition("_")
+            if version in done:
+                continue
+            sql = path.read_text()
+            with conn.transaction():
+                conn.execute(sql.encode())
+                conn.execute(
+                    "INSERT INTO supabase_migrations.schema_migrations VALUES (%s, %s, %s)",
+                    (version, name, [sql]),
+                )
+            applied.append(version)
+    return applied

@@ -1,0 +1,140 @@
+"""The whole local pipeline: emulators, PostgreSQL, topology, schemas, ingest and worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+from hookpipe.topology import ensure_topology, load_topology
+
+from hookpipe_devstack.schema import apply_bigquery, apply_migrations, bigquery_client
+from hookpipe_devstack.services import (
+    REPO,
+    BigQueryEmulator,
+    Postgres,
+    PubSubEmulator,
+    PythonService,
+)
+
+DEFAULT_PROJECT = "hookpipe-local"
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    project_id: str = DEFAULT_PROJECT
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    pubsub: PubSubEmulator = field(init=False)
+    bigquery: BigQueryEmulator = field(init=False)
+    postgres: Postgres = field(init=False)
+    ingest: PythonService = field(init=False)
+    worker: PythonService = field(init=False)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.pubsub = PubSubEmulator(self.state_dir)
+        self.bigquery = BigQueryEmulator(self.state_dir)
+        self.postgres = Postgres(self.state_dir)
+        self.ingest = PythonService("ingest", self.state_dir, {})
+        self.worker = PythonService("worker", self.state_dir, {})
+
+    # -- environment -------------------------------------------------------------------------
+    def service_env(self) -> dict[str, str]:
+        """What ingest and worker read (HOOKPIPE_* settings) plus the emulator hosts."""
+        return {
+            "HOOKPIPE_PROJECT_ID": self.project_id,
+            "GOOGLE_CLOUD_PROJECT": self.project_id,
+            "PUBSUB_EMULATOR_HOST": self.pubsub.host,
+            "BIGQUERY_EMULATOR_HOST": self.bigquery.url,
+            "HOOKPIPE_BIGQUERY_ENDPOINT": self.bigquery.url,
+            "HOOKPIPE_DATABASE_URL": self.postgres.url,
+            "HOOKPIPE_SOURCES_FILE": str(REPO / "infra/sources.toml"),
+            "HOOKPIPE_LEADPROSPER_TOKENS": self.token,
+            "HOOKPIPE_PUSH_AUTH": "none",  # the emulator's push sends no OIDC token
+            "HOOKPIPE_TOPOLOGY_FILE": str(REPO / "infra/pubsub/subscriptions.json"),
+            **self.extra_env,
+        }
+
+    def dev_env(self) -> dict[str, str]:
+        return {
+            "INGEST_URL": self.ingest.url,
+            "WORKER_URL": self.worker.url,
+            "DATABASE_URL": self.postgres.url,
+            **self.service_env(),
+        }
+
+    def write_dev_env(self) -> Path:
+        path = self.state_dir / "dev.env"
+        lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(self.dev_env().items())]
+        path.write_text(
+            "# Written by `make run`; `source` it in another shell.\n" + "\n".join(lines) + "\n"
+        )
+        path.chmod(0o600)  # holds the dev token
+        return path
+
+    def pids(self) -> dict[str, int]:
+        services = {
+            "pubsub-emulator": self.pubsub.process,
+            "bigquery-emulator": self.bigquery.process,
+            "postgres": self.postgres.process,
+            "ingest": self.ingest.process,
+            "worker": self.worker.process,
+        }
+        return {name: p.pid for name, p in services.items() if p is not None and p.pid}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start_backends(self) -> None:
+        self.pubsub.start()
+        self.bigquery.start()
+        self.postgres.start()
+
+    def prepare(self) -> None:
+        """Create the topology (local profile) and apply the schemas; idempotent."""
+        os.environ["PUBSUB_EMULATOR_HOST"] = self.pubsub.host
+        publisher = PublisherClient()
+        subscriber = SubscriberClient()
+        try:
+            ensure_topology(
+                self.project_id,
+                load_topology(REPO / "infra/pubsub/subscriptions.json", profile="local"),
+                push_base_url=self.worker.url,
+                publisher=publisher,
+                subscriber=subscriber,
+            )
+        finally:
+            subscriber.close()
+            publisher.stop()
+        client = bigquery_client(self.project_id, self.bigquery.url)
+        try:
+            apply_bigquery(client, self.project_id)
+        finally:
+            client.close()
+        apply_migrations(self.postgres.url)
+
+    def start_services(self) -> None:
+        env = self.service_env()
+        self.worker.env = env
+        self.ingest.env = env
+        self.worker.start()
+        self.ingest.start()
+
+    def start(self) -> None:
+        try:
+            self.start_backends()
+            self.prepare()
+            self.start_services()
+            (self.state_dir / "pids.json").write_text(json.dumps(self.pids()))
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for service in (self.ingest, self.worker, self.bigquery, self.pubsub):
+            service.stop()
+        self.postgres.stop()

@@ -1,0 +1,1 @@
+"""hookpipe ingest: authenticates webhooks and publishes them to Pub/Sub as CloudEvents."""

@@ -1,0 +1,218 @@
+"""Ingest's HTTP surface and its wiring.
+
+``create_app`` builds everything once per process; ``IngestApp.handle`` is the thin translator the
+functions-framework entry point calls: it turns the request into a ``WebhookRequest``, calls
+:func:`accept` and the publisher, maps errors to statuses in one place, and writes one canonical
+log line per request.
+
+Routes: ``POST /webhooks/{source}``, ``GET /healthz`` (liveness), ``GET /readyz`` (can publish).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hookpipe.errors import HookpipeError
+from hookpipe.logging import configure_logging, log_event
+from hookpipe.tracing import parse_trace
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from hookpipe_ingest.accept import accept
+from hookpipe_ingest.auth import WebhookRequest
+from hookpipe_ingest.errors import (
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RequestRejected,
+    Unavailable,
+    UnknownSource,
+    status_for,
+)
+from hookpipe_ingest.publisher import EventPublisher, PubSubPublisher
+from hookpipe_ingest.settings import IngestSettings
+from hookpipe_ingest.sources import Source, load_sources
+
+logger = logging.getLogger("hookpipe.ingest")
+WEBHOOK_PREFIX = "/webhooks/"
+
+
+@dataclass
+class _Outcome:
+    status: int
+    outcome: str
+    source: str | None = None
+    event_id: str | None = None
+    bytes_in: int = 0
+    reason: str | None = None
+    error: BaseException | None = None
+
+
+class IngestApp:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        sources: dict[str, Source],
+        publisher_factory: Callable[[], EventPublisher],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.sources = sources
+        self._publisher_factory = publisher_factory
+        self._publisher: EventPublisher | None = None
+        self._clock = clock
+
+    @property
+    def publisher(self) -> EventPublisher:
+        # Created on first use, inside the serving process: gunicorn imports the app before it
+        # forks its worker, and gRPC channels must not cross a fork.
+        if self._publisher is None:
+            self._publisher = self._publisher_factory()
+        return self._publisher
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        trace = parse_trace(request.headers)
+        path = request.url.path
+        if path == "/healthz":
+            return JSONResponse({"status": "ok"})
+        if path == "/readyz":
+            ok = await self.publisher.ready()
+            return JSONResponse({"status": "ok" if ok else "unavailable"}, 200 if ok else 503)
+        outcome = await self._webhook(request, path, trace.traceparent() if trace else None)
+        response = self._response(outcome)
+        latency = time.perf_counter() - started
+        log_event(
+            logger,
+            logging.ERROR if outcome.status >= 500 else logging.INFO,
+            f"{request.method} {path} {outcome.status} {outcome.outcome}",
+            project_id=self.settings.project_id,
+            trace=trace,
+            http_request={
+                "requestMethod": request.method,
+                "requestUrl": path,  # never the query string: it may carry a token
+                "status": outcome.status,
+                "latency": f"{latency:.6f}s",
+                "requestSize": str(outcome.bytes_in),
+                "userAgent": request.headers.get("user-agent", ""),
+            },
+            fields={
+                "event": "webhook",
+                "source": outcome.source,
+                "event_id": outcome.event_id,
+                "outcome": outcome.outcome,
+                "reason": outcome.reason,
+                "bytes": outcome.bytes_in,
+                "latency_ms": round(latency * 1000, 3),
+                "revision": self.settings.revision,
+            },
+            exc=outcome.error if outcome.status >= 500 else None,
+        )
+        return response
+
+    async def _webhook(self, request: Request, path: str, traceparent: str | None) -> _Outcome:
+        name = path.removeprefix(WEBHOOK_PREFIX) if path.startswith(WEBHOOK_PREFIX) else None
+        outcome = _Outcome(status=500, outcome="error", source=name)
+        try:
+            source = self.sources.get(name or "")
+            if source is None:
+                raise UnknownSource(f"no webhook source at {path}")
+            if request.method != "POST":
+                raise MethodNotAllowed(f"{request.method} is not allowed; webhooks are POSTed")
+            body = await read_body(request, source.config.max_body_bytes)
+            outcome.bytes_in = len(body)
+            webhook = WebhookRequest(
+                source=source.name,
+                body=body,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                query=dict(request.query_params),
+                received_at=self._clock(),
+            )
+            event = accept(source, webhook, traceparent)
+            outcome.event_id = event.id
+            await self.publisher.publish(event)
+        except RequestRejected as exc:
+            outcome.status, outcome.outcome, outcome.reason = status_for(exc), "rejected", str(exc)
+        except HookpipeError as exc:
+            outcome.status, outcome.outcome, outcome.reason = status_for(exc), "rejected", str(exc)
+            if isinstance(exc, Unavailable):
+                outcome.outcome = "unavailable"
+            outcome.error = exc
+        except Exception as exc:
+            outcome.status, outcome.outcome, outcome.reason = 500, "error", type(exc).__name__
+            outcome.error = exc
+        else:
+            outcome.status, outcome.outcome = 202, "accepted"
+        return outcome
+
+    def _response(self, outcome: _Outcome) -> Response:
+        if outcome.status == 202:
+            return JSONResponse({"event_id": outcome.event_id}, status_code=202)
+        headers: dict[str, str] = {}
+        if isinstance(outcome.error, Unavailable):
+            headers["Retry-After"] = str(outcome.error.retry_after_seconds)
+        if outcome.status == 405:
+            headers["Allow"] = "POST"
+        message = (
+            outcome.reason if outcome.status < 500 or outcome.error is None else "internal error"
+        )
+        if isinstance(outcome.error, Unavailable):
+            message = str(outcome.error)
+        body: dict[str, Any] = {"error": message, "status": outcome.status}
+        return JSONResponse(body, status_code=outcome.status, headers=headers)
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing with 413 as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: IngestSettings,
+    *,
+    publisher_factory: Callable[[], EventPublisher] | None = None,
+    sources: dict[str, Source] | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+) -> IngestApp:
+    """Wire ingest: logging, sources (with secrets), and the publisher adapter."""
+    configure_logging(settings.project_id, settings.log_level)
+    if sources is None:
+        sources = load_sources(settings.sources_file, os.environ)
+
+    def pubsub_publisher() -> EventPublisher:
+        return PubSubPublisher(
+            settings.project_id,
+            settings.events_topic,
+            timeout_seconds=settings.publish_timeout_seconds,
+            retry_after_seconds=settings.retry_after_seconds,
+            max_pending_publishes=settings.max_pending_publishes,
+            max_pending_bytes=settings.max_pending_bytes,
+        )
+
+    return IngestApp(settings, sources, publisher_factory or pubsub_publisher, clock)
+
+
+__all__ = ["IngestApp", "create_app", "read_body"]

@@ -1,0 +1,127 @@
+"""Normalize a webhook body (JSON, form or XML) to one JSON object. Pure: bytes in, dict out.
+
+Mapping rules (documented in README.md, "Body formats"):
+
+* JSON: the body must be a JSON object; it is returned as parsed.
+* ``application/x-www-form-urlencoded``: each field becomes a string; a field sent more than once
+  becomes an array of strings in the order sent. Blank values are kept as ``""``.
+* XML: the root element's children become the object's keys (the root's own name is dropped; it is
+  kept in the original bytes). An element with only text becomes a string; an element with children
+  becomes an object; an element repeated under one parent becomes an array; attributes become
+  ``"@name"`` keys and text beside children or attributes becomes ``"#text"``. Parsed with
+  defusedxml, so entity expansion, external entities and DTDs are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from hookpipe.errors import MalformedPayload, UnsupportedMediaType
+
+BodyFormat = Literal["json", "form", "xml"]
+
+_MEDIA_TYPES: dict[str, BodyFormat] = {
+    "application/json": "json",
+    "application/x-www-form-urlencoded": "form",
+    "application/xml": "xml",
+    "text/xml": "xml",
+}
+
+
+def body_format(content_type: str | None) -> BodyFormat:
+    """The body format a Content-Type header declares (``+json``/``+xml`` suffixes included)."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type in _MEDIA_TYPES:
+        return _MEDIA_TYPES[media_type]
+    if media_type.endswith("+json"):
+        return "json"
+    if media_type.endswith("+xml"):
+        return "xml"
+    shown = media_type or "(none)"
+    raise UnsupportedMediaType(
+        f"Content-Type {shown} is not supported; send application/json, "
+        "application/x-www-form-urlencoded or application/xml"
+    )
+
+
+def normalize(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """Parse ``body`` as its Content-Type declares and return one JSON object."""
+    fmt = body_format(content_type)
+    if fmt == "json":
+        return _from_json(body)
+    if fmt == "form":
+        return _from_form(body)
+    return _from_xml(body)
+
+
+def _from_json(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise MalformedPayload(f"JSON body is not valid UTF-8: {exc.reason}") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedPayload(
+            f"JSON body does not parse: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise MalformedPayload("JSON body is nested too deeply") from None
+    if not isinstance(value, dict):
+        raise MalformedPayload(f"JSON body must be an object, got {type(value).__name__}")
+    return value
+
+
+def _from_form(body: bytes) -> dict[str, Any]:
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
+    except UnicodeDecodeError as exc:
+        raise MalformedPayload(f"form body is not valid UTF-8: {exc.reason}") from None
+    except ValueError as exc:
+        raise MalformedPayload(f"form body does not parse: {exc}") from None
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key not in result:
+            result[key] = value
+        elif isinstance(result[key], list):
+            result[key].append(value)
+        else:
+            result[key] = [result[key], value]
+    return result
+
+
+def _from_xml(body: bytes) -> dict[str, Any]:
+    try:
+        root = SafeET.fromstring(body, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise MalformedPayload(f"XML body refused: {type(exc).__name__}") from None
+    except SafeET.ParseError as exc:
+        raise MalformedPayload(f"XML body does not parse: {exc}") from None
+    value = _element_value(root)
+    if isinstance(value, dict):
+        return value
+    return {"#text": value} if value else {}
+
+
+def _element_value(element: Element) -> Any:
+    children = list(element)
+    text = (element.text or "").strip()
+    if not children and not element.attrib:
+        return element.text or ""
+    result: dict[str, Any] = {f"@{name}": value for name, value in element.attrib.items()}
+    for child in children:
+        value = _element_value(child)
+        if child.tag not in result:
+            result[child.tag] = value
+        elif isinstance(result[child.tag], list):
+            result[child.tag].append(value)
+        else:
+            result[child.tag] = [result[child.tag], value]
+    if text:
+        result["#text"] = text
+    return result

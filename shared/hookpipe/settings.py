@@ -1,0 +1,51 @@
+"""Settings shared by every hookpipe process, and the fail-fast loader.
+
+Each service has one typed, immutable settings object built once at start-up from the environment
+(``HOOKPIPE_*``); secrets are ``SecretStr`` so they never print. A missing or invalid variable stops
+the process with one clear line per problem, naming the variable.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """What both services need to find each other on Pub/Sub."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKPIPE_", frozen=True, extra="ignore")
+
+    project_id: str = Field(min_length=1, description="Google Cloud project id")
+    events_topic: str = Field(default="hookpipe-events", min_length=1)
+    dead_letter_topic: str = Field(default="hookpipe-dead-letter", min_length=1)
+    revision: str = Field(
+        default="local",
+        validation_alias="K_REVISION",  # Cloud Run sets it; logged and stamped on dead letters
+        description="the running revision",
+    )
+    log_level: str = "INFO"
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+class SettingsError(SystemExit):
+    """Start-up stops: the environment does not describe a valid configuration."""
+
+
+def load_settings[SettingsT: BaseSettings](cls: type[SettingsT]) -> SettingsT:
+    """Build ``cls`` from the environment or stop with a message naming each bad variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        lines = [f"hookpipe: invalid configuration for {cls.__name__}:"]
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            lines.append(f"  {prefix}{field.upper()}: {error['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SettingsError(78) from None  # EX_CONFIG

@@ -1,0 +1,44 @@
+"""Shared fixtures. The real local stack starts once per test session (``stack``), not per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import StackHandle
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackHandle]:
+    """The whole pipeline on 127.0.0.1: Pub/Sub emulator, BigQuery emulator, PostgreSQL, worker
+    and ingest, with the topology (local profile) and schemas applied. Skips with the reason when
+    a prerequisite (Java + Pub/Sub emulator, PostgreSQL binaries) is missing on this machine."""
+    from hookpipe_devstack.prereqs import MissingPrerequisite
+    from hookpipe_devstack.stack import Stack
+
+    state_dir = Path(tempfile.mkdtemp(prefix="hookpipe-test-stack-"))
+    stack = Stack(state_dir, project_id="hookpipe-test")
+    try:
+        stack.start()
+    except MissingPrerequisite as exc:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        pytest.skip(f"local stack unavailable: {exc}")
+    saved = {k: os.environ.get(k) for k in ("PUBSUB_EMULATOR_HOST",)}
+    os.environ["PUBSUB_EMULATOR_HOST"] = stack.pubsub.host
+    handle = StackHandle(stack)
+    try:
+        yield handle
+    finally:
+        handle.close()
+        stack.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(state_dir, ignore_errors=True)

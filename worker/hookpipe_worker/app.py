@@ -1,0 +1,286 @@
+"""The worker's HTTP surface and its wiring.
+
+``create_app`` builds the adapters (Postgres pool, BigQuery client, dead-letter publisher, push
+authenticator); they are opened inside the serving process on first use. ``WorkerApp.handle`` is
+the thin translator: push request → ``Delivery`` → event → row → group commit, errors mapped to
+statuses in one place (``errors.status_for``), one canonical log line per request.
+
+Outcomes: 204 committed (both sinks) · 204 dead-lettered (permanent failure, published to the
+dead-letter topic with its reason first) · 429/503/500 retry (Pub/Sub redelivers with backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from hookpipe.event import from_message
+from hookpipe.logging import configure_logging, log_event
+from hookpipe.tracing import TraceContext, parse_trace
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from hookpipe_worker.batcher import BatchPolicy, GroupCommitter
+from hookpipe_worker.deadletter import DeadLetterSink, PubSubDeadLetters
+from hookpipe_worker.delivery import Delivery, decode_delivery
+from hookpipe_worker.errors import PERMANENT, ShuttingDown, error_class, status_for
+from hookpipe_worker.pushauth import NoPushAuth, OidcPushAuth, PushAuthenticator
+from hookpipe_worker.rows import build_row
+from hookpipe_worker.settings import WorkerSettings
+from hookpipe_worker.sinks.bigquery import BigQuerySink
+from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
+from hookpipe_worker.writer import BatchWriter
+
+logger = logging.getLogger("hookpipe.worker")
+
+
+@dataclass
+class Adapters:
+    """The worker's I/O, created once per process."""
+
+    writer: BatchWriter
+    dead_letters: DeadLetterSink
+    open: Callable[[], Awaitable[None]]
+    close: Callable[[], Awaitable[None]]
+    ready: Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class _Outcome:
+    status: int = 500
+    outcome: str = "error"
+    event_id: str | None = None
+    source: str | None = None
+    message_id: str | None = None
+    delivery_attempt: int | None = None
+    reason: str | None = None
+    error: BaseException | None = None
+
+
+class WorkerApp:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        adapters_factory: Callable[[], Adapters],
+        push_auth: PushAuthenticator,
+    ) -> None:
+        self.settings = settings
+        self._adapters_factory = adapters_factory
+        self._push_auth = push_auth
+        self._adapters: Adapters | None = None
+        self._committer: GroupCommitter | None = None
+        self._start_lock: asyncio.Lock | None = None
+        self._draining = False
+        self._drain_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> tuple[Adapters, GroupCommitter]:
+        """Open the adapters in the serving process's event loop (once)."""
+        if self._adapters is not None and self._committer is not None:
+            return self._adapters, self._committer
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._adapters is None or self._committer is None:
+                adapters = self._adapters_factory()
+                await adapters.open()
+                s = self.settings
+                policy = BatchPolicy(
+                    max_rows=s.batch_max_rows,
+                    max_bytes=s.batch_max_bytes,
+                    max_delay=s.batch_max_delay_ms / 1000,
+                    max_concurrent=s.batch_max_concurrent,
+                    max_queued=s.batch_max_queued,
+                )
+                self._committer = GroupCommitter(adapters.writer.commit, policy, self._log_batch)
+                self._adapters = adapters
+                self._install_sigterm_drain()
+        assert self._adapters is not None
+        assert self._committer is not None
+        return self._adapters, self._committer
+
+    def _install_sigterm_drain(self) -> None:
+        """On SIGTERM (Cloud Run gives ~10 s), stop taking work and flush what is queued, then let
+        the server's own handler stop it; in-flight requests get their real outcome."""
+        loop = asyncio.get_running_loop()
+        try:
+            previous = signal.getsignal(signal.SIGTERM)
+        except ValueError:  # not the main thread (in-process tests): nothing to chain
+            return
+
+        def drain() -> None:
+            if self._committer is not None:
+                self._drain_task = loop.create_task(self._committer.close())
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            self._draining = True
+            loop.call_soon_threadsafe(drain)
+            if callable(previous):
+                previous(signum, frame)
+
+        try:
+            signal.signal(signal.SIGTERM, on_sigterm)
+        except ValueError:
+            return
+
+    def _log_batch(self, rows: int, seconds: float) -> None:
+        log_event(
+            logger,
+            logging.INFO,
+            f"batch of {rows} committed in {seconds * 1000:.1f} ms",
+            project_id=self.settings.project_id,
+            fields={"event": "batch", "batch_rows": rows, "batch_ms": round(seconds * 1000, 3)},
+        )
+
+    async def handle(self, request: Request) -> Response:
+        path = request.url.path
+        if path == "/healthz":
+            return JSONResponse({"status": "ok"})
+        if path == "/readyz":
+            adapters, _ = await self.start()
+            ok = await adapters.ready()
+            return JSONResponse({"status": "ok" if ok else "unavailable"}, 200 if ok else 503)
+        if path != self.settings.push_path:
+            return JSONResponse({"error": f"no route {path}", "status": 404}, 404)
+        if request.method != "POST":
+            return JSONResponse(
+                {"error": "push requests are POSTed", "status": 405}, 405, headers={"Allow": "POST"}
+            )
+        started = time.perf_counter()
+        outcome, trace = await self._push(request)
+        latency = time.perf_counter() - started
+        log_event(
+            logger,
+            logging.ERROR
+            if outcome.status >= 500 and outcome.status != 503
+            else logging.WARNING
+            if outcome.status >= 400 or outcome.outcome == "dead-lettered"
+            else logging.INFO,
+            f"push {outcome.status} {outcome.outcome}",
+            project_id=self.settings.project_id,
+            trace=trace,
+            http_request={
+                "requestMethod": "POST",
+                "requestUrl": path,
+                "status": outcome.status,
+                "latency": f"{latency:.6f}s",
+            },
+            fields={
+                "event": "push",
+                "event_id": outcome.event_id,
+                "source": outcome.source,
+                "message_id": outcome.message_id,
+                "delivery_attempt": outcome.delivery_attempt,
+                "outcome": outcome.outcome,
+                "reason": outcome.reason,
+                "latency_ms": round(latency * 1000, 3),
+                "revision": self.settings.revision,
+            },
+            exc=outcome.error if outcome.status == 500 else None,
+        )
+        if outcome.status == 204:
+            return Response(status_code=204)
+        return JSONResponse({"error": outcome.reason, "status": outcome.status}, outcome.status)
+
+    async def _push(self, request: Request) -> tuple[_Outcome, TraceContext | None]:
+        outcome = _Outcome()
+        trace = parse_trace(request.headers)
+        delivery: Delivery | None = None
+        try:
+            if self._draining:
+                raise ShuttingDown("instance is shutting down")
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            await self._push_auth.verify(headers)
+            adapters, committer = await self.start()
+            body = await request.body()
+            try:
+                delivery = decode_delivery(body, headers)
+                outcome.message_id = delivery.message_id
+                outcome.delivery_attempt = delivery.delivery_attempt
+                event = from_message(delivery.data, delivery.attributes)
+                outcome.event_id, outcome.source = event.id, event.source
+                if event.traceparent:
+                    trace = parse_trace({"traceparent": event.traceparent}) or trace
+                row = build_row(event, delivery)
+                await committer.submit(row)
+            except PERMANENT as exc:
+                failed = delivery or Delivery(data=body, attributes={})
+                await adapters.dead_letters.publish(failed, exc)
+                outcome.status, outcome.outcome = 204, "dead-lettered"
+                outcome.reason = f"{error_class(exc)}: {exc}"
+            else:
+                outcome.status, outcome.outcome = 204, "committed"
+        except Exception as exc:
+            outcome.status, outcome.outcome = status_for(exc), "retry"
+            outcome.reason = f"{error_class(exc)}: {exc}"
+            outcome.error = exc
+        return outcome, trace
+
+    async def close(self) -> None:
+        if self._committer is not None:
+            await self._committer.close()
+        if self._adapters is not None:
+            await self._adapters.close()
+
+
+def _default_adapters(settings: WorkerSettings) -> Adapters:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    pool = create_pool(
+        settings.database_url.get_secret_value(),
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        timeout=settings.pool_timeout_seconds,
+    )
+    client_kwargs: dict[str, Any] = {"project": settings.project_id}
+    if settings.bigquery_endpoint:
+        client_kwargs["credentials"] = AnonymousCredentials()
+        client_kwargs["client_options"] = {"api_endpoint": settings.bigquery_endpoint}
+    bq_client = bigquery.Client(**client_kwargs)
+    postgres = PostgresSink(pool)
+    bq = BigQuerySink(bq_client, settings.bigquery_table_id, settings.bigquery_timeout_seconds)
+    dead_letters = PubSubDeadLetters(
+        settings.project_id,
+        settings.dead_letter_topic,
+        settings.revision,
+        settings.dead_letter_timeout_seconds,
+    )
+
+    async def open_() -> None:
+        # Does not wait for min_size connections: a Postgres outage must not stop the worker
+        # from answering (503) and dead-lettering.
+        await pool.open(wait=False)
+
+    async def close() -> None:
+        await pool.close()
+        dead_letters.close()
+        bq_client.close()
+
+    async def ready() -> bool:
+        return await postgres.ready()
+
+    return Adapters(BatchWriter(postgres, bq), dead_letters, open_, close, ready)
+
+
+def create_app(
+    settings: WorkerSettings,
+    *,
+    adapters_factory: Callable[[], Adapters] | None = None,
+    push_auth: PushAuthenticator | None = None,
+) -> WorkerApp:
+    """Wire the worker: logging, push authentication and (lazily) the sink adapters."""
+    configure_logging(settings.project_id, settings.log_level)
+    if push_auth is None:
+        if settings.push_auth == "none":
+            push_auth = NoPushAuth()
+        else:
+            assert settings.push_audience
+            assert settings.push_service_account
+            push_auth = OidcPushAuth(settings.push_audience, settings.push_service_account)
+    return WorkerApp(settings, adapters_factory or (lambda: _default_adapters(settings)), push_auth)

@@ -1,0 +1,79 @@
+"""Publish a message that cannot succeed to the dead-letter topic, with its reason.
+
+The original data and attributes are kept unchanged, so the message can be replayed as it was once
+the cause is fixed; the reason travels in ``hookpipe-*`` attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Protocol
+
+from google.api_core.exceptions import GoogleAPICallError, RetryError
+from google.cloud.pubsub_v1 import PublisherClient
+
+from hookpipe_worker.delivery import Delivery
+from hookpipe_worker.errors import SinkUnavailable, error_class
+
+MAX_ATTRIBUTE_VALUE = 1024  # Pub/Sub's limit on an attribute value, in bytes
+REASON_ATTRIBUTES = (
+    "hookpipe-error-class",
+    "hookpipe-error-message",
+    "hookpipe-worker-revision",
+    "hookpipe-delivery-attempt",
+    "hookpipe-first-failure-time",
+    "hookpipe-original-message-id",
+)
+
+
+def _clip(text: str) -> str:
+    encoded = text.encode()
+    if len(encoded) <= MAX_ATTRIBUTE_VALUE:
+        return text
+    return encoded[: MAX_ATTRIBUTE_VALUE - 3].decode(errors="ignore") + "..."
+
+
+def reason_attributes(
+    delivery: Delivery, exc: BaseException, revision: str, now: datetime
+) -> dict[str, str]:
+    """The attributes that say why a message was dead-lettered. Pure."""
+    attributes = {
+        "hookpipe-error-class": error_class(exc),
+        "hookpipe-error-message": _clip(str(exc) or error_class(exc)),
+        "hookpipe-worker-revision": revision,
+        "hookpipe-first-failure-time": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    if delivery.delivery_attempt is not None:
+        attributes["hookpipe-delivery-attempt"] = str(delivery.delivery_attempt)
+    if delivery.message_id:
+        attributes["hookpipe-original-message-id"] = delivery.message_id
+    return attributes
+
+
+class DeadLetterSink(Protocol):
+    async def publish(self, delivery: Delivery, exc: BaseException) -> str: ...
+
+
+class PubSubDeadLetters:
+    def __init__(self, project_id: str, topic: str, revision: str, timeout_seconds: float) -> None:
+        self._client = PublisherClient()
+        self._topic = self._client.topic_path(project_id, topic)
+        self._revision = revision
+        self._timeout = timeout_seconds
+
+    async def publish(self, delivery: Delivery, exc: BaseException) -> str:
+        """Publish and wait for Pub/Sub's confirmation; raise SinkUnavailable otherwise (the
+        push is then answered non-2xx and Pub/Sub redelivers it)."""
+        attributes = {k: v for k, v in delivery.attributes.items() if k not in REASON_ATTRIBUTES}
+        attributes.update(reason_attributes(delivery, exc, self._revision, datetime.now(UTC)))
+        try:
+            future = self._client.publish(
+                self._topic, delivery.data, timeout=self._timeout, **attributes
+            )
+            return str(await asyncio.wait_for(asyncio.wrap_future(future), self._timeout))
+        except (TimeoutError, GoogleAPICallError, RetryError, ValueError) as exc2:
+            raise SinkUnavailable(f"dead-letter publish failed: {type(exc2).__name__}") from None
+
+    def close(self) -> None:
+        self._client.stop()

@@ -1,0 +1,51 @@
+"""The worker's settings: one immutable object, built from the environment at start-up."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from hookpipe.settings import CommonSettings
+from pydantic import Field, SecretStr, model_validator
+
+
+class WorkerSettings(CommonSettings):
+    # Postgres / Supabase. Production: the Supavisor transaction-mode URL (port 6543) with
+    # sslmode=verify-full and sslrootcert. See docs/delivery.md for the pool sizing rule:
+    # max instances x pool_max_size must stay under the pooler's client limit.
+    database_url: SecretStr
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=4, ge=1, le=100)
+    pool_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    bigquery_dataset: str = "hookpipe"
+    bigquery_table: str = "raw_events"
+    bigquery_endpoint: str | None = Field(
+        default=None, description="local emulator URL; unset in production"
+    )
+    bigquery_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    push_path: str = "/pubsub/push"
+    # "oidc" verifies Pub/Sub's signed token; "none" is for the local emulator, which sends none.
+    push_auth: Literal["oidc", "none"] = "oidc"
+    push_audience: str | None = None
+    push_service_account: str | None = None
+
+    batch_max_rows: int = Field(default=500, ge=1, le=10000)
+    batch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=9 * 1024 * 1024)
+    batch_max_delay_ms: float = Field(default=20.0, ge=0, le=5000)
+    batch_max_concurrent: int = Field(default=4, ge=1, le=64)
+    batch_max_queued: int = Field(default=5000, ge=1)
+    dead_letter_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _oidc_needs_identity(self) -> Self:
+        if self.push_auth == "oidc" and not (self.push_audience and self.push_service_account):
+            raise ValueError(
+                "HOOKPIPE_PUSH_AUTH=oidc needs HOOKPIPE_PUSH_AUDIENCE and "
+                "HOOKPIPE_PUSH_SERVICE_ACCOUNT (or set HOOKPIPE_PUSH_AUTH=none locally)"
+            )
+        return self
+
+    @property
+    def bigquery_table_id(self) -> str:
+        return f"{self.project_id}.{self.bigquery_dataset}.{self.bigquery_table}"

@@ -1,0 +1,1 @@
+"""Adapters for the two sinks, each created once per process."""
