@@ -20,9 +20,7 @@ from hookpipe_devstack.stack import Stack
 T = TypeVar("T")
 
 
-def wait_for(
-    check: Callable[[], T | None], timeout: float = 30.0, what: str = "condition"
-) -> T:
+def wait_for[T](check: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -74,10 +72,16 @@ class StackHandle:
             self._bq = bigquery_client(self.project_id, self.stack.bigquery.url)
         return self._bq
 
-    def post(self, body: bytes | str | dict[str, Any], *, content_type: str = "application/json",
-             token: str | None = None, source: str = "leadprosper",
-             headers: dict[str, str] | None = None, params: dict[str, str] | None = None,
-             ) -> httpx.Response:
+    def post(
+        self,
+        body: bytes | str | dict[str, Any],
+        *,
+        content_type: str = "application/json",
+        token: str | None = None,
+        source: str = "leadprosper",
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
         if isinstance(body, dict):
             body = json.dumps(body)
         all_headers = {"Content-Type": content_type, **(headers or {})}
@@ -85,8 +89,9 @@ class StackHandle:
             token = self.token
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
-        return self.http.post(f"{self.ingest_url}/webhooks/{source}", content=body,
-                              headers=all_headers, params=params)
+        return self.http.post(
+            f"{self.ingest_url}/webhooks/{source}", content=body, headers=all_headers, params=params
+        )
 
     # -- sinks -------------------------------------------------------------------------------
     def pg(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
@@ -97,29 +102,36 @@ class StackHandle:
     def pg_events(self, event_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
         rows = self.pg(
             "SELECT event_id, source, event_type, payload FROM hookpipe.events "
-            "WHERE event_id = ANY(%s)", [list(event_ids)])
+            "WHERE event_id = ANY(%s)",
+            [list(event_ids)],
+        )
         return {r[0]: r for r in rows}
 
     def bq_rows(self, table: str, event_ids: Iterable[str]) -> list[dict[str, Any]]:
         job = self.bq.query(
-            f"SELECT event_id, source, event_type, payload FROM `{self.project_id}.hookpipe.{table}`"
-            " WHERE event_id IN UNNEST(@ids)",
-            job_config=bigquery.QueryJobConfig(query_parameters=[
-                bigquery.ArrayQueryParameter("ids", "STRING", list(event_ids))]),
+            "SELECT event_id, source, event_type, payload"
+            f" FROM `{self.project_id}.hookpipe.{table}` WHERE event_id IN UNNEST(@ids)",
+            job_config=bigquery.QueryJobConfig(
+                query_parameters=[bigquery.ArrayQueryParameter("ids", "STRING", list(event_ids))]
+            ),
         )
         return [dict(row) for row in job.result()]
 
     def wait_committed(self, event_ids: list[str], timeout: float = 60.0) -> None:
         """Until every id is in Postgres (the worker answers 2xx only after both sinks)."""
-        wait_for(lambda: len(self.pg_events(event_ids)) == len(set(event_ids)) or None,
-                 timeout, f"{len(event_ids)} events in Postgres")
+        wait_for(
+            lambda: len(self.pg_events(event_ids)) == len(set(event_ids)) or None,
+            timeout,
+            f"{len(event_ids)} events in Postgres",
+        )
 
     # -- Pub/Sub -----------------------------------------------------------------------------
     def subscriber(self) -> SubscriberClient:
         return SubscriberClient()
 
-    def dead_letters(self, match: Callable[[dict[str, str], bytes], bool], expected: int,
-                     timeout: float = 60.0) -> list[tuple[dict[str, str], bytes]]:
+    def dead_letters(
+        self, match: Callable[[dict[str, str], bytes], bool], expected: int, timeout: float = 60.0
+    ) -> list[tuple[dict[str, str], bytes]]:
         """Pull the dead-letter subscription until ``expected`` matching messages arrived; ack
         those, release (nack) everything else for other tests."""
         sub = SubscriberClient()
@@ -143,7 +155,9 @@ class StackHandle:
                 if ours:
                     sub.acknowledge(subscription=path, ack_ids=ours)
                 if others:
-                    sub.modify_ack_deadline(subscription=path, ack_ids=others, ack_deadline_seconds=0)
+                    sub.modify_ack_deadline(
+                        subscription=path, ack_ids=others, ack_deadline_seconds=0
+                    )
         finally:
             sub.close()
         assert len(found) >= expected, f"{len(found)}/{expected} dead letters after {timeout} s"

@@ -284,6 +284,11 @@ class Postgres:
             self.process.signal(2)
             self.process.stop()
 
+    def remove(self) -> None:
+        """Stop and delete the cluster's files (it is throwaway)."""
+        self.stop()
+        shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+
 
 @dataclass
 class PythonService:

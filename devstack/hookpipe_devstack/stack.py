@@ -137,4 +137,4 @@ class Stack:
     def stop(self) -> None:
         for service in (self.ingest, self.worker, self.bigquery, self.pubsub):
             service.stop()
-        self.postgres.stop()
+        self.postgres.remove()

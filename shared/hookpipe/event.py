@@ -78,7 +78,8 @@ def from_message(data: bytes, attributes: Mapping[str, str]) -> WebhookEvent:
     source = str(cloud_event["source"])
     if not source.startswith(SOURCE_PREFIX) or len(source) == len(SOURCE_PREFIX):
         raise EnvelopeError(f"ce-source {source!r} is not {SOURCE_PREFIX}<name>")
-    raw_time = cloud_event.get("time")
+    # Read from the attributes: the cloudevents SDK fills a missing time with "now".
+    raw_time = attributes.get("ce-time")
     if not raw_time:
         raise EnvelopeError("ce-time is missing")
     try:

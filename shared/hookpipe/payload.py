@@ -110,7 +110,8 @@ def _from_xml(body: bytes) -> dict[str, Any]:
 
 def _element_value(element: Element) -> Any:
     children = list(element)
-    text = (element.text or "").strip()
+    # Text may stand before the first child or after any child (an element's "tail").
+    text = ((element.text or "") + "".join(child.tail or "" for child in children)).strip()
     if not children and not element.attrib:
         return element.text or ""
     result: dict[str, Any] = {f"@{name}": value for name, value in element.attrib.items()}

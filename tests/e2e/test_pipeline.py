@@ -1,4 +1,4 @@
-"""End to end over HTTP on the real stack: ingest → Pub/Sub emulator → worker → BigQuery + Postgres."""
+"""End to end over HTTP on the real stack: ingest → Pub/Sub emulator → worker → both sinks."""
 
 from __future__ import annotations
 
@@ -92,8 +92,9 @@ def test_wrong_token_is_401_and_nothing_is_published(stack: StackHandle) -> None
             for received in pulled.received_messages:
                 seen.append(json.loads(received.message.data))
             if pulled.received_messages:
-                sub.acknowledge(subscription=tap,
-                                ack_ids=[r.ack_id for r in pulled.received_messages])
+                sub.acknowledge(
+                    subscription=tap, ack_ids=[r.ack_id for r in pulled.received_messages]
+                )
             return any(m.get("lp_request_uuid") == marker["lp_request_uuid"] for m in seen)
 
         wait_for(marker_seen, 30, "the marker webhook on the events topic")
@@ -128,10 +129,13 @@ def test_unwritable_message_is_redelivered_then_dead_lettered_by_pubsub(
         assert response.status_code == 202
         event_id = response.json()["event_id"]
         [(attributes, data)] = stack.dead_letters(
-            lambda attrs, _: attrs.get("ce-id") == event_id, expected=1, timeout=90)
+            lambda attrs, _: attrs.get("ce-id") == event_id, expected=1, timeout=90
+        )
     finally:
-        stack.pg("DROP TRIGGER IF EXISTS hookpipe_test_reject ON hookpipe.events;"
-                 "DROP FUNCTION IF EXISTS hookpipe_test_reject();")
+        stack.pg(
+            "DROP TRIGGER IF EXISTS hookpipe_test_reject ON hookpipe.events;"
+            "DROP FUNCTION IF EXISTS hookpipe_test_reject();"
+        )
     # Forwarded by the emulator's own dead-letter policy after the maximum delivery attempts,
     # with the original data and attributes intact.
     assert attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"

@@ -1,0 +1,102 @@
+"""`make run` as a newcomer uses it: it starts, writes dev.env, its curl works, SIGTERM ends it."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.stack
+
+
+def _require_prerequisites() -> None:
+    from hookpipe_devstack import prereqs
+
+    try:
+        prereqs.pubsub_emulator()
+        prereqs.java()
+        prereqs.postgres_bindir()
+    except prereqs.MissingPrerequisite as exc:
+        pytest.skip(f"local stack unavailable: {exc}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_make_run_serves_the_printed_curl_and_stops_everything_on_sigterm() -> None:
+    _require_prerequisites()
+    state = Path(tempfile.mkdtemp(prefix="hookpipe-make-run-"))
+    env = {**os.environ, "HOOKPIPE_STATE_DIR": str(state)}
+    env.pop("PUBSUB_EMULATOR_HOST", None)
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in make.stdout or []], daemon=True
+    ).start()
+    output: list[str] = []
+
+    def printed_ready() -> bool:
+        while not lines.empty():
+            output.append(lines.get())
+        assert make.poll() is None, "make run exited:\n" + "".join(output)
+        return any("Ctrl-C stops everything" in line for line in output)
+
+    try:
+        wait_for(printed_ready, 180, "make run to print its instructions")
+        dev_env = (state / "dev.env").read_text()
+        assert "INGEST_URL=" in dev_env
+        assert "PUBSUB_EMULATOR_HOST=" in dev_env
+        text = "".join(output)
+        curl = text.split("Send a sample LeadProsper webhook:")[1].split("Then see it")[0].strip()
+        assert curl.startswith("curl ")
+        sent = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, check=True)
+        event_id = json.loads(sent.stdout)["event_id"]
+
+        database_url = next(
+            line.split("=", 1)[1].strip("'")
+            for line in dev_env.splitlines()
+            if line.startswith("export DATABASE_URL=")
+        )
+
+        def row_written() -> bool:
+            with psycopg.connect(database_url) as conn:
+                return (
+                    conn.execute(
+                        "SELECT 1 FROM hookpipe.events WHERE event_id = %s", (event_id,)
+                    ).fetchone()
+                    is not None
+                )
+
+        wait_for(row_written, 60, "the curl's webhook in Postgres")
+        pids = json.loads((state / "pids.json").read_text())
+        assert set(pids) == {"pubsub-emulator", "bigquery-emulator", "postgres", "ingest", "worker"}
+    finally:
+        make.send_signal(signal.SIGTERM)
+        make.wait(60)
+    assert not [name for name, pid in pids.items() if _alive(pid)]
+    shutil.rmtree(state, ignore_errors=True)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hookpipe.errors import EnvelopeError
+from hookpipe.event import WebhookEvent, event_id, from_message, to_message
+
+NOW = datetime(2026, 11, 26, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+def _event(**changes: object) -> WebhookEvent:
+    fields: dict[str, object] = {
+        "id": event_id("leadprosper", "k"),
+        "source": "leadprosper",
+        "type": "com.leadprosper.campaign_trigger",
+        "time": NOW,
+        "content_type": "application/x-www-form-urlencoded",
+        "data": b"lp_lead_id=1&lp_status=SOLD",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    }
+    fields.update(changes)
+    return WebhookEvent(**fields)  # type: ignore[arg-type]
+
+
+def test_binary_content_mode_attributes() -> None:
+    data, attributes = to_message(_event())
+    assert data == b"lp_lead_id=1&lp_status=SOLD"
+    assert attributes == {
+        "ce-specversion": "1.0",
+        "ce-id": event_id("leadprosper", "k"),
+        "ce-source": "/sources/leadprosper",
+        "ce-type": "com.leadprosper.campaign_trigger",
+        "ce-time": "2026-11-26T09:30:15.123456Z",
+        "ce-traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "content-type": "application/x-www-form-urlencoded",
+    }
+
+
+@pytest.mark.parametrize("data", [b'{"a": 1}', b"", b"\x00\xff raw bytes"])
+def test_round_trip_keeps_the_body_byte_for_byte(data: bytes) -> None:
+    event = _event(data=data, content_type="application/json", traceparent=None)
+    assert from_message(*to_message(event)) == event
+
+
+def test_event_id_is_stable_and_source_scoped() -> None:
+    assert event_id("leadprosper", "abc") == event_id("leadprosper", "abc")
+    assert event_id("leadprosper", "abc") != event_id("other", "abc")
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ({}, "not a CloudEvent"),
+        (
+            {
+                "ce-specversion": "1.0",
+                "ce-id": "1",
+                "ce-type": "t",
+                "ce-source": "/elsewhere/x",
+                "ce-time": "2026-11-26T00:00:00Z",
+            },
+            "is not /sources/<name>",
+        ),
+        (
+            {"ce-specversion": "1.0", "ce-id": "1", "ce-type": "t", "ce-source": "/sources/x"},
+            "ce-time is missing",
+        ),
+        (
+            {
+                "ce-specversion": "1.0",
+                "ce-id": "1",
+                "ce-type": "t",
+                "ce-source": "/sources/x",
+                "ce-time": "yesterday",
+            },
+            "not an RFC 3339",
+        ),
+    ],
+)
+def test_undecodable_messages_raise_envelope_error(
+    attributes: dict[str, str], message: str
+) -> None:
+    with pytest.raises(EnvelopeError, match=message):
+        from_message(b"{}", attributes)

@@ -1,0 +1,163 @@
+"""Ingest's HTTP contract, in process with a recording publisher."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.ingest_fakes import TOKEN, RecordingPublisher, asgi, ingest_app
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+LEAD = {"lp_request_uuid": "u-1", "lp_status": "SOLD", "lp_lead_id": "L1"}
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def client(publisher: RecordingPublisher) -> TestClient:
+    return TestClient(asgi(ingest_app(publisher)))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status", "message"),
+    [
+        ("POST", "/webhooks/nope", AUTH, b"{}", 404, "no webhook source"),
+        ("POST", "/elsewhere", AUTH, b"{}", 404, "no webhook source"),
+        ("GET", "/webhooks/leadprosper", AUTH, b"", 405, "webhooks are POSTed"),
+        ("POST", "/webhooks/leadprosper", {}, b"{}", 401, "no token"),
+        (
+            "POST",
+            "/webhooks/leadprosper",
+            {"Authorization": "Bearer x" * 3},
+            b"{}",
+            401,
+            "does not match",
+        ),
+        (
+            "POST",
+            "/webhooks/leadprosper",
+            {**AUTH, "Content-Type": "text/plain"},
+            b"hi",
+            415,
+            "text/plain is not supported",
+        ),
+        (
+            "POST",
+            "/webhooks/leadprosper",
+            {**AUTH, "Content-Type": "application/json"},
+            b"{",
+            400,
+            "does not parse",
+        ),
+        (
+            "POST",
+            "/webhooks/leadprosper",
+            {**AUTH, "Content-Type": "application/json"},
+            b"x" * (1024 * 1024 + 1),
+            413,
+            "over the 1048576-byte limit",
+        ),
+    ],
+)
+def test_rejections_have_a_precise_status_and_message_and_publish_nothing(
+    client: TestClient,
+    publisher: RecordingPublisher,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    status: int,
+    message: str,
+) -> None:
+    response = client.request(method, path, headers=headers, content=body)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    assert response.json()["status"] == status
+    assert publisher.published == []
+
+
+def test_405_says_what_is_allowed(client: TestClient) -> None:
+    assert client.get("/webhooks/leadprosper").headers["allow"] == "POST"
+
+
+def test_authentication_runs_before_parsing(client: TestClient) -> None:
+    """A bad body without credentials is 401, not 400: nothing is parsed for strangers."""
+    response = client.post(
+        "/webhooks/leadprosper", content=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", json.dumps(LEAD).encode()),
+        ("application/x-www-form-urlencoded", urlencode(LEAD).encode()),
+        (
+            "application/xml",
+            b"<lead><lp_request_uuid>u-1</lp_request_uuid>"
+            b"<lp_status>SOLD</lp_status><lp_lead_id>L1</lp_lead_id></lead>",
+        ),
+    ],
+)
+def test_every_body_format_is_accepted_with_the_same_event_id(
+    client: TestClient, publisher: RecordingPublisher, content_type: str, body: bytes
+) -> None:
+    response = client.post(
+        "/webhooks/leadprosper", content=body, headers={**AUTH, "Content-Type": content_type}
+    )
+    assert response.status_code == 202
+    [event] = publisher.published
+    assert response.json() == {"event_id": event.id}
+    assert event.data == body  # the original bytes travel unchanged
+    assert event.content_type == content_type
+    # Idempotency from lp_request_uuid + lp_status, whatever the format.
+    from hookpipe.event import event_id
+
+    assert event.id == event_id("leadprosper", "fields:u-1\x1fSOLD")
+
+
+def test_one_lead_with_two_statuses_is_two_events(
+    client: TestClient, publisher: RecordingPublisher
+) -> None:
+    for status in ("ACCEPTED", "SOLD"):
+        client.post("/webhooks/leadprosper", json={**LEAD, "lp_status": status}, headers=AUTH)
+    assert len({e.id for e in publisher.published}) == 2
+
+
+def test_without_idempotency_fields_the_id_is_a_content_hash(
+    client: TestClient, publisher: RecordingPublisher
+) -> None:
+    for _ in range(2):
+        client.post("/webhooks/leadprosper", json={"a": 1}, headers=AUTH)
+    client.post("/webhooks/leadprosper", json={"a": 2}, headers=AUTH)
+    ids = [e.id for e in publisher.published]
+    assert ids[0] == ids[1] != ids[2]
+
+
+def test_unconfirmed_publish_is_503_with_retry_after() -> None:
+    client = TestClient(asgi(ingest_app(RecordingPublisher(fail=True))))
+    response = client.post("/webhooks/leadprosper", json=LEAD, headers=AUTH)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
+    assert "did not confirm" in response.json()["error"]
+    assert client.get("/readyz").status_code == 503
+
+
+def test_traceparent_is_forwarded_in_the_event(
+    client: TestClient, publisher: RecordingPublisher
+) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    client.post("/webhooks/leadprosper", json=LEAD, headers={**AUTH, "traceparent": traceparent})
+    assert publisher.published[0].traceparent == traceparent
+
+
+def test_health(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
