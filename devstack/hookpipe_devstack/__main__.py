@@ -15,7 +15,7 @@ from types import FrameType
 from hookpipe_devstack.prereqs import MissingPrerequisite
 from hookpipe_devstack.processes import StackError
 from hookpipe_devstack.services import REPO
-from hookpipe_devstack.stack import Stack
+from hookpipe_devstack.stack import Stack, prepare
 
 SAMPLE = {
     "lp_lead_id": "LP-1001",
@@ -103,13 +103,37 @@ Ctrl-C stops everything.""",
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m hookpipe_devstack")
-    parser.add_argument("command", choices=["run"])
-    parser.add_argument(
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_cmd = commands.add_parser("run", help="start the whole pipeline until Ctrl-C")
+    run_cmd.add_argument(
         "--state-dir",
         type=Path,
         default=Path(os.environ.get("HOOKPIPE_STATE_DIR", REPO / ".hookpipe")),
     )
+    setup = commands.add_parser(
+        "setup", help="create topology and schemas on running services (docker-compose's job)"
+    )
+    env = os.environ.get
+    setup.add_argument("--project", default=env("HOOKPIPE_PROJECT_ID", "hookpipe-local"))
+    setup.add_argument("--pubsub-host", default=env("PUBSUB_EMULATOR_HOST"))
+    setup.add_argument("--bigquery-url", default=env("HOOKPIPE_BIGQUERY_ENDPOINT"))
+    setup.add_argument("--database-url", default=env("HOOKPIPE_DATABASE_URL"))
+    setup.add_argument("--worker-url", default=env("WORKER_URL"))
     args = parser.parse_args()
+    if args.command == "setup":
+        needed = ("pubsub_host", "bigquery_url", "database_url", "worker_url")
+        missing = [name for name in needed if not getattr(args, name)]
+        if missing:
+            parser.error("setup needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
+        prepare(
+            args.project,
+            pubsub_host=args.pubsub_host,
+            bigquery_url=args.bigquery_url,
+            database_url=args.database_url,
+            worker_url=args.worker_url,
+        )
+        print("hookpipe: topology and schemas are in place", flush=True)
+        return 0
     return run(args.state_dir)
 
 

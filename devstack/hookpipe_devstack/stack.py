@@ -24,6 +24,35 @@ from hookpipe_devstack.services import (
 DEFAULT_PROJECT = "hookpipe-local"
 
 
+def prepare(
+    project_id: str, *, pubsub_host: str, bigquery_url: str, database_url: str, worker_url: str
+) -> None:
+    """Create the Pub/Sub topology (local profile) and apply both sinks' schemas; idempotent.
+
+    Used by the local stack and by docker-compose's one-shot ``setup`` job.
+    """
+    os.environ["PUBSUB_EMULATOR_HOST"] = pubsub_host
+    publisher = PublisherClient()
+    subscriber = SubscriberClient()
+    try:
+        ensure_topology(
+            project_id,
+            load_topology(REPO / "infra/pubsub/subscriptions.json", profile="local"),
+            push_base_url=worker_url,
+            publisher=publisher,
+            subscriber=subscriber,
+        )
+    finally:
+        subscriber.close()
+        publisher.stop()
+    client = bigquery_client(project_id, bigquery_url)
+    try:
+        apply_bigquery(client, project_id)
+    finally:
+        client.close()
+    apply_migrations(database_url)
+
+
 @dataclass
 class Stack:
     state_dir: Path
@@ -96,26 +125,13 @@ class Stack:
 
     def prepare(self) -> None:
         """Create the topology (local profile) and apply the schemas; idempotent."""
-        os.environ["PUBSUB_EMULATOR_HOST"] = self.pubsub.host
-        publisher = PublisherClient()
-        subscriber = SubscriberClient()
-        try:
-            ensure_topology(
-                self.project_id,
-                load_topology(REPO / "infra/pubsub/subscriptions.json", profile="local"),
-                push_base_url=self.worker.url,
-                publisher=publisher,
-                subscriber=subscriber,
-            )
-        finally:
-            subscriber.close()
-            publisher.stop()
-        client = bigquery_client(self.project_id, self.bigquery.url)
-        try:
-            apply_bigquery(client, self.project_id)
-        finally:
-            client.close()
-        apply_migrations(self.postgres.url)
+        prepare(
+            self.project_id,
+            pubsub_host=self.pubsub.host,
+            bigquery_url=self.bigquery.url,
+            database_url=self.postgres.url,
+            worker_url=self.worker.url,
+        )
 
     def start_services(self) -> None:
         env = self.service_env()
