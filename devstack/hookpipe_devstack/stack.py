@@ -133,6 +133,11 @@ class Stack:
             worker_url=self.worker.url,
         )
 
+    def restart_pubsub(self) -> None:
+        """Start the (in-memory) emulator again on its port and re-create the topology."""
+        self.pubsub.start()
+        self.prepare()
+
     def start_services(self) -> None:
         env = self.service_env()
         self.worker.env = env

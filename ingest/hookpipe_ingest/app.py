@@ -20,7 +20,7 @@ from typing import Any
 
 from hookpipe.errors import HookpipeError
 from hookpipe.logging import configure_logging, log_event
-from hookpipe.tracing import parse_trace
+from hookpipe.tracing import new_trace, parse_trace
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -77,14 +77,14 @@ class IngestApp:
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
-        trace = parse_trace(request.headers)
+        trace = parse_trace(request.headers) or new_trace()
         path = request.url.path
         if path == "/healthz":
             return JSONResponse({"status": "ok"})
         if path == "/readyz":
             ok = await self.publisher.ready()
             return JSONResponse({"status": "ok" if ok else "unavailable"}, 200 if ok else 503)
-        outcome = await self._webhook(request, path, trace.traceparent() if trace else None)
+        outcome = await self._webhook(request, path, trace.traceparent())
         response = self._response(outcome)
         latency = time.perf_counter() - started
         log_event(

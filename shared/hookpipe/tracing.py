@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,6 +28,12 @@ class TraceContext:
     def log_trace(self, project_id: str) -> str:
         """The ``logging.googleapis.com/trace`` value Cloud Logging correlates on."""
         return f"projects/{project_id}/traces/{self.trace_id}"
+
+
+def new_trace(sampled: bool = False) -> TraceContext:
+    """A fresh trace for a request that arrived without one (so ingest and worker lines of the
+    same webhook still correlate)."""
+    return TraceContext(secrets.token_hex(16), secrets.token_hex(8), sampled)
 
 
 def parse_trace(headers: Mapping[str, str]) -> TraceContext | None:
