@@ -204,12 +204,12 @@ def create_app(
 
     def pubsub_publisher() -> EventPublisher:
         return PubSubPublisher(
-            settings.project_id,
-            settings.events_topic,
+            f"projects/{settings.project_id}/topics/{settings.events_topic}",
             timeout_seconds=settings.publish_timeout_seconds,
             retry_after_seconds=settings.retry_after_seconds,
-            max_pending_publishes=settings.max_pending_publishes,
-            max_pending_bytes=settings.max_pending_bytes,
+            max_pending=settings.max_pending_publishes,
+            max_concurrent=settings.publish_max_concurrent,
+            max_delay_seconds=settings.publish_max_delay_ms / 1000,
         )
 
     return IngestApp(settings, sources, publisher_factory or pubsub_publisher, clock)

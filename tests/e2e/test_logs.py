@@ -31,13 +31,22 @@ def test_one_canonical_line_per_request_correlated_by_trace(stack: StackHandle) 
     stack.wait_committed([event_id])
 
     def line(service: str) -> dict[str, Any] | None:
-        return next((e for e in _lines(stack, service) if e.get("event_id") == event_id
-                     and e.get("event") in ("webhook", "push")), None)
+        return next(
+            (
+                e
+                for e in _lines(stack, service)
+                if e.get("event_id") == event_id and e.get("event") in ("webhook", "push")
+            ),
+            None,
+        )
 
     ingest = wait_for(lambda: line("ingest"), what="ingest's line")
     worker = wait_for(lambda: line("worker"), what="worker's line")
     for entry in (ingest, worker):
-        assert entry["logging.googleapis.com/trace"] == f"projects/{stack.project_id}/traces/{TRACE_ID}"
+        assert (
+            entry["logging.googleapis.com/trace"]
+            == f"projects/{stack.project_id}/traces/{TRACE_ID}"
+        )
         assert entry["severity"] == "INFO"
         assert entry["source"] == "leadprosper"
     assert (ingest["outcome"], ingest["httpRequest"]["status"]) == ("accepted", 202)
@@ -49,10 +58,10 @@ def test_one_canonical_line_per_request_correlated_by_trace(stack: StackHandle) 
 def test_logs_never_contain_a_token(stack: StackHandle) -> None:
     lookalike = stack.token[:-4] + "ABCD"
     marker = lead()
-    stack.post(lead(), token=lookalike)                                    # wrong token: 401
-    stack.post(lead(), token="", params={"token": stack.token})            # token in the URL
-    stack.post(lead(), token="", params={"token": lookalike})              # wrong one in the URL
-    stack.post(lead(), token=stack.token, headers={})                      # token in the header
+    stack.post(lead(), token=lookalike)  # wrong token: 401
+    stack.post(lead(), token="", params={"token": stack.token})  # token in the URL
+    stack.post(lead(), token="", params={"token": lookalike})  # wrong one in the URL
+    stack.post(lead(), token=stack.token, headers={})  # token in the header
     event_id = stack.post(marker).json()["event_id"]
     stack.wait_committed([event_id])
     wait_for(lambda: any(e.get("event_id") == event_id for e in _lines(stack, "worker")))

@@ -9,15 +9,23 @@ TRACE = "0af7651916cd43dd8448eb211c80319c"
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        ({"traceparent": f"00-{TRACE}-b7ad6b7169203331-01"},
-         TraceContext(TRACE, "b7ad6b7169203331", True)),
-        ({"traceparent": f"00-{TRACE}-b7ad6b7169203331-00",
-          "x-cloud-trace-context": f"{'1' * 32}/1;o=1"},
-         TraceContext(TRACE, "b7ad6b7169203331", False)),  # traceparent wins
+        (
+            {"traceparent": f"00-{TRACE}-b7ad6b7169203331-01"},
+            TraceContext(TRACE, "b7ad6b7169203331", True),
+        ),
+        (
+            {
+                "traceparent": f"00-{TRACE}-b7ad6b7169203331-00",
+                "x-cloud-trace-context": f"{'1' * 32}/1;o=1",
+            },
+            TraceContext(TRACE, "b7ad6b7169203331", False),
+        ),  # traceparent wins
         ({"x-cloud-trace-context": f"{TRACE}/123;o=1"}, TraceContext(TRACE, f"{123:016x}", True)),
         ({"x-cloud-trace-context": TRACE}, TraceContext(TRACE, None, False)),
-        ({"traceparent": "garbage", "x-cloud-trace-context": f"{TRACE}/0"},
-         TraceContext(TRACE, None, False)),
+        (
+            {"traceparent": "garbage", "x-cloud-trace-context": f"{TRACE}/0"},
+            TraceContext(TRACE, None, False),
+        ),
         ({"traceparent": f"00-{'0' * 32}-b7ad6b7169203331-01"}, None),
         ({}, None),
     ],

@@ -15,23 +15,30 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from hookpipe.batching import BatchPolicy, MicroBatcher
 from hookpipe.event import from_message
 from hookpipe.logging import configure_logging, log_event
 from hookpipe.tracing import TraceContext, parse_trace
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hookpipe_worker.batcher import BatchPolicy, GroupCommitter
 from hookpipe_worker.deadletter import DeadLetterSink, PubSubDeadLetters
 from hookpipe_worker.delivery import Delivery, decode_delivery
-from hookpipe_worker.errors import PERMANENT, ShuttingDown, error_class, status_for
+from hookpipe_worker.errors import (
+    PERMANENT,
+    Overloaded,
+    ShuttingDown,
+    WorkerError,
+    error_class,
+    status_for,
+)
 from hookpipe_worker.pushauth import NoPushAuth, OidcPushAuth, PushAuthenticator
-from hookpipe_worker.rows import build_row
+from hookpipe_worker.rows import EventRow, build_row
 from hookpipe_worker.settings import WorkerSettings
 from hookpipe_worker.sinks.bigquery import BigQuerySink
 from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
@@ -74,12 +81,12 @@ class WorkerApp:
         self._adapters_factory = adapters_factory
         self._push_auth = push_auth
         self._adapters: Adapters | None = None
-        self._committer: GroupCommitter | None = None
+        self._committer: MicroBatcher[EventRow, None] | None = None
         self._start_lock: asyncio.Lock | None = None
         self._draining = False
         self._drain_task: asyncio.Task[None] | None = None
 
-    async def start(self) -> tuple[Adapters, GroupCommitter]:
+    async def start(self) -> tuple[Adapters, MicroBatcher[EventRow, None]]:
         """Open the adapters in the serving process's event loop (once)."""
         if self._adapters is not None and self._committer is not None:
             return self._adapters, self._committer
@@ -91,13 +98,26 @@ class WorkerApp:
                 await adapters.open()
                 s = self.settings
                 policy = BatchPolicy(
-                    max_rows=s.batch_max_rows,
+                    max_items=s.batch_max_rows,
                     max_bytes=s.batch_max_bytes,
                     max_delay=s.batch_max_delay_ms / 1000,
                     max_concurrent=s.batch_max_concurrent,
                     max_queued=s.batch_max_queued,
                 )
-                self._committer = GroupCommitter(adapters.writer.commit, policy, self._log_batch)
+                writer = adapters.writer
+
+                async def commit(rows: Sequence[EventRow]) -> list[WorkerError | None]:
+                    results = await writer.commit(rows)
+                    return [results[row.event_id] for row in rows]
+
+                self._committer = MicroBatcher(
+                    commit,
+                    policy,
+                    size=lambda row: row.size,
+                    overloaded=lambda queued: Overloaded(f"{queued} rows already queued"),
+                    closed=lambda: ShuttingDown("instance is shutting down"),
+                    on_batch=self._log_batch,
+                )
                 self._adapters = adapters
                 self._install_sigterm_drain()
         assert self._adapters is not None

@@ -1,0 +1,207 @@
+"""`make bench-ingest`: ingest's accepted webhooks/s and latency, beside in the same run
+(a) the emulator's raw publish ceiling and (b) a textbook synchronous baseline.
+
+64 concurrent senders post ~1.5 KB LeadProsper JSON bodies with a valid token; ingest publishes to
+the real Pub/Sub emulator. Prints a Markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import wait
+from pathlib import Path
+
+import httpx
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+from hookpipe.event import WebhookEvent, event_id, to_message
+from hookpipe_devstack.processes import ManagedProcess, free_port
+from hookpipe_devstack.services import REPO, PubSubEmulator, PythonService
+
+from benchmarks.loadgen import build_request, cores, rss_mb, run_load
+
+PROJECT = "hookpipe-bench"
+TOKEN = "bench-token-0123456789abcdefghij"
+
+
+def lead_body(i: int) -> bytes:
+    """A ~1.5 KB LeadProsper Campaign Trigger body, unique per i."""
+    body = {
+        "lp_lead_id": f"LP-{i:08d}",
+        "lp_request_uuid": f"00000000-0000-4000-8000-{i:012d}",
+        "lp_status": "ACCEPTED",
+        "lp_campaign_id": "2024",
+        "lp_supplier_id": "77",
+        "lp_buyer_id": "31",
+        "lp_lead_date_utc": "2026-11-26 09:00:00",
+        "lp_timestamp": "1795683600",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": f"ada{i}@example.com",
+        "phone": "+15555550123",
+        "zip": "94105",
+        "address": "1 Analytical Engine Way",
+        "city": "San Francisco",
+        "state": "CA",
+        "ip_address": "203.0.113.7",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+        "landing_page": "https://example.com/quote?utm_source=lp&utm_campaign=winter",
+        "jornaya_leadid": "A1B2C3D4-E5F6-7890-ABCD-EF1234567890",
+        "trustedform_cert_url": "https://cert.trustedform.com/0123456789abcdef0123456789abcdef",
+    }
+    text = json.dumps(body)
+    return (text[:-1] + ', "notes": "' + "x" * max(0, 1500 - len(text) - 13) + '"}').encode()
+
+
+def publish_ceiling(topic: str, total: int) -> float:
+    """(a) A plain batched publisher, no HTTP: the emulator's raw publish rate for these messages."""
+    client = PublisherClient()
+    now = __import__("datetime").datetime.now(__import__("datetime").UTC)
+    messages = [
+        to_message(
+            WebhookEvent(
+                event_id("bench", str(i)), "leadprosper", "t", now, "application/json", lead_body(i)
+            )
+        )
+        for i in range(total)
+    ]
+    started = time.perf_counter()
+    futures = [client.publish(topic, data, **attrs) for data, attrs in messages]
+    wait(futures)
+    seconds = time.perf_counter() - started
+    assert all(f.exception() is None for f in futures)
+    client.stop()
+    return total / seconds
+
+
+def status(method: str, url: str) -> int:
+    try:
+        return httpx.request(method, url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def start_function(
+    state: Path, env: dict[str, str], target: str, source: str, *flags: str, ready_status: int
+) -> tuple[ManagedProcess, int]:
+    port = free_port()
+    process = ManagedProcess(
+        target,
+        [
+            str(Path(sys.executable).parent / "functions-framework"),
+            f"--target={target}",
+            f"--source={REPO / 'benchmarks' / source}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            *flags,
+        ],
+        state / f"logs/{target}.log",
+        env={**os.environ, **env},
+    )
+    process.start()
+    process.wait_ready(lambda: status("POST", f"http://127.0.0.1:{port}/") == ready_status, 60)
+    return process, port
+
+
+def load(port: int, path: str, total: int, concurrency: int, offset: int):  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    return asyncio.run(
+        run_load(
+            "127.0.0.1",
+            port,
+            lambda i: build_request("127.0.0.1", port, path, lead_body(offset + i), headers),
+            total,
+            concurrency,
+        )
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--baseline-requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+
+    state = Path(tempfile.mkdtemp(prefix="hookpipe-bench-ingest-"))
+    pubsub = PubSubEmulator(state)
+    pubsub.start()
+    os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host
+    publisher, subscriber = PublisherClient(), SubscriberClient()
+    topic = publisher.create_topic(name=publisher.topic_path(PROJECT, "hookpipe-events")).name
+    # One subscription, as in production, so the emulator stores what it accepts.
+    subscriber.create_subscription(
+        name=subscriber.subscription_path(PROJECT, "bench-sink"), topic=topic
+    )
+    env = {
+        "HOOKPIPE_PROJECT_ID": PROJECT,
+        "PUBSUB_EMULATOR_HOST": pubsub.host,
+        "HOOKPIPE_SOURCES_FILE": str(REPO / "infra/sources.toml"),
+        "HOOKPIPE_LEADPROSPER_TOKENS": TOKEN,
+        "HOOKPIPE_LOG_LEVEL": "WARNING",
+        "WORKERS": os.environ.get("WORKERS", "1"),
+        "BENCH_TOPIC": topic,
+        "BENCH_TOKEN": TOKEN,
+    }
+    results: dict[str, str] = {}
+    try:
+        publish_ceiling(topic, 2000)  # warm-up
+        ceiling = publish_ceiling(topic, args.requests)
+
+        trivial, trivial_port = start_function(
+            state, env, "trivial", "trivial_function.py", "--asgi", ready_status=202
+        )
+        load(trivial_port, "/", 1000, args.concurrency, 40_000_000)  # warm-up
+        http_ceiling = load(trivial_port, "/", args.requests, args.concurrency, 50_000_000)
+        trivial.stop()
+
+        naive, naive_port = start_function(state, env, "naive", "naive_ingest.py", ready_status=401)
+        load(naive_port, "/", 500, args.concurrency, 10_000_000)  # warm-up
+        baseline = load(naive_port, "/", args.baseline_requests, args.concurrency, 20_000_000)
+        naive.stop()
+
+        service = PythonService("ingest", state, env)
+        started = time.perf_counter()
+        service.start()
+        assert service.process is not None
+        service.process.wait_ready(lambda: status("GET", f"{service.url}/readyz") == 200, 60)
+        startup = time.perf_counter() - started
+        load(service.port, "/webhooks/leadprosper", 1000, args.concurrency, 30_000_000)
+        ours = load(service.port, "/webhooks/leadprosper", args.requests, args.concurrency, 0)
+        rss = rss_mb([service.process.pid]) if service.process.pid else float("nan")
+        service.stop()
+    finally:
+        subscriber.close()
+        publisher.stop()
+        pubsub.stop()
+
+    assert ours.statuses.keys() <= {202}, ours.statuses
+    assert baseline.statuses.keys() <= {202}, baseline.statuses
+    print(f"""
+`make bench-ingest` — {time.strftime("%Y-%m-%d")}, {cores()} cores, {args.concurrency} concurrent senders,
+~{len(lead_body(0))} B LeadProsper JSON bodies, Pub/Sub emulator on the same machine.
+
+| | accepted/s | p50 ms | p99 ms |
+| --- | ---: | ---: | ---: |
+| (a) emulator raw publish ceiling (batched client, no HTTP) | {ceiling:,.0f} | | |
+| HTTP ceiling: a do-nothing function on the same server and load generator | {http_ceiling.rate:,.0f} | {http_ceiling.p50:.1f} | {http_ceiling.percentile(0.99):.1f} |
+| (b) naive baseline (Flask, `publish().result()` per request) | {baseline.rate:,.0f} | {baseline.p50:.1f} | {baseline.percentile(0.99):.1f} |
+| **ingest** (functions-framework ASGI, `{args.requests:,}` requests) | **{ours.rate:,.0f}** | **{ours.p50:.1f}** | **{ours.percentile(0.99):.1f}** |
+
+- ingest / ceiling: **{ours.rate / ceiling:.0%}** (target ≥ 70%)
+- ingest / HTTP ceiling: **{ours.rate / http_ceiling.rate:.0%}**
+- ingest / naive baseline: **{ours.rate / baseline.rate:.1f}×** (target ≥ 5×)
+- ingest RSS after the run (gunicorn master + worker): **{rss:.0f} MB** (target < 200 MB)
+- ingest start-up to ready (`/readyz` 200): **{startup:.2f} s**
+""")
+    del results
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""A small keep-alive HTTP/1.1 load generator on asyncio streams.
+
+httpx costs more CPU per request than the services it would measure on a 2-core machine; this
+sends pre-built requests over N persistent connections and times each response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class LoadResult:
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> int:
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies) * 1000 if self.latencies else float("nan")
+
+
+def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    chunked = False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+        elif name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if chunked:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif length:
+        await reader.readexactly(length)
+    return status
+
+
+async def run_load(
+    host: str, port: int, requests: Callable[[int], bytes], total: int, concurrency: int
+) -> LoadResult:
+    """Send ``total`` requests (``requests(i)`` builds the i-th) over ``concurrency`` connections."""
+    result = LoadResult(seconds=0.0)
+    counter = iter(range(total))
+
+    async def sender() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for i in counter:
+                started = time.perf_counter()
+                writer.write(requests(i))
+                status = await _read_response(reader)
+                result.latencies.append(time.perf_counter() - started)
+                result.statuses[status] += 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def rss_mb(pids: Sequence[int]) -> float:
+    """Resident memory of these processes and all their descendants, in MB."""
+    seen: set[int] = set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            children = task / "children"
+            if children.exists():
+                todo += [int(c) for c in children.read_text().split()]
+    total = 0
+    for pid in seen:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total / 1024
+
+
+def cores() -> int:
+    return os.cpu_count() or 1

@@ -1,0 +1,162 @@
+"""Group commit: coalesce concurrent callers' items into batches, one I/O call per batch.
+
+Both services need it. Ingest's requests each wait for their own Pub/Sub publish; the worker's push
+requests each wait for their own row to be committed. Each caller ``submit``s one item and awaits
+its own outcome; a dispatcher closes a batch when it holds ``max_items`` or ``max_bytes``, or its
+oldest item has waited ``max_delay`` seconds, and hands it to ``flush`` with at most
+``max_concurrent`` flushes in flight. While every slot is busy, items accumulate: batches grow
+with load by themselves, and with ``max_delay=0`` a lone caller waits for no one.
+
+The queue is bounded (``max_queued`` items): beyond it ``submit`` raises the ``overloaded`` error
+at once, so the caller can answer "retry later" instead of timing out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+# One outcome per item, in order: a result, or the exception that item's caller gets.
+type FlushFn[T, R] = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    max_items: int = 500
+    max_bytes: int = 5 * 1024 * 1024
+    max_delay: float = 0.0
+    max_concurrent: int = 4
+    max_queued: int = 5000
+
+
+class BatcherClosed(RuntimeError):
+    """``submit`` after ``close``."""
+
+
+@dataclass
+class _Pending[T, R]:
+    item: T
+    size: int
+    future: asyncio.Future[R]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class MicroBatcher[T, R]:
+    def __init__(
+        self,
+        flush: FlushFn[T, R],
+        policy: BatchPolicy,
+        *,
+        size: Callable[[T], int],
+        overloaded: Callable[[int], BaseException],
+        closed: Callable[[], BaseException] = BatcherClosed,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._flush = flush
+        self._policy = policy
+        self._size = size
+        self._overloaded = overloaded
+        self._closed = closed
+        self._on_batch = on_batch
+        self._queue: deque[_Pending[T, R]] = deque()
+        self._queued_bytes = 0
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(policy.max_concurrent)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def submit(self, item: T) -> R:
+        """Wait for ``item``'s batch to be flushed; return its result or raise its error."""
+        if self._closing:
+            raise self._closed()
+        if len(self._queue) >= self._policy.max_queued:
+            raise self._overloaded(len(self._queue))
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        size = self._size(item)
+        self._queue.append(_Pending(item, size, future))
+        self._queued_bytes += size
+        self._wakeup.set()
+        return await future
+
+    def _batch_ready(self) -> bool:
+        policy = self._policy
+        return (
+            self._closing
+            or len(self._queue) >= policy.max_items
+            or self._queued_bytes >= policy.max_bytes
+            or time.monotonic() - self._queue[0].enqueued >= policy.max_delay
+        )
+
+    async def _dispatch(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if not self._batch_ready():
+                wait = self._policy.max_delay - (time.monotonic() - self._queue[0].enqueued)
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=max(wait, 0.0))
+                continue
+            await self._slots.acquire()
+            batch = self._take()
+            task = asyncio.create_task(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take(self) -> list[_Pending[T, R]]:
+        batch: list[_Pending[T, R]] = []
+        size = 0
+        while self._queue and len(batch) < self._policy.max_items:
+            pending = self._queue[0]
+            if batch and size + pending.size > self._policy.max_bytes:
+                break
+            batch.append(self._queue.popleft())
+            size += pending.size
+        self._queued_bytes -= size
+        return batch
+
+    async def _run(self, batch: list[_Pending[T, R]]) -> None:
+        started = time.monotonic()
+        try:
+            outcomes = await self._flush([p.item for p in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"flush gave {len(outcomes)} outcomes for {len(batch)} items")
+        except BaseException as exc:  # every caller must hear of it, even on cancellation
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                if pending.future.done():  # the caller gave up (timeout, disconnect)
+                    continue
+                if isinstance(outcome, BaseException):
+                    pending.future.set_exception(outcome)
+                else:
+                    pending.future.set_result(outcome)
+        finally:
+            self._slots.release()
+            if self._on_batch is not None:
+                self._on_batch(len(batch), time.monotonic() - started)
+
+    async def close(self) -> None:
+        """Stop taking items, flush what is queued, wait for flushes in flight."""
+        self._closing = True
+        self._wakeup.set()
+        await self._dispatcher
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
