@@ -8,9 +8,9 @@ import sys
 
 import functions_framework.aio
 from hookpipe.settings import load_settings
+from hookpipe.sources import SourceConfigError
 from hookpipe_ingest.app import create_app
 from hookpipe_ingest.settings import IngestSettings
-from hookpipe_ingest.sources import SourceConfigError
 from starlette.requests import Request
 from starlette.responses import Response
 

@@ -12,9 +12,10 @@ from typing import Any
 from hookpipe.errors import UnsupportedMediaType
 from hookpipe.event import WebhookEvent, event_id
 from hookpipe.payload import body_format, normalize
+from hookpipe.sources import IdempotencyRule
 
 from hookpipe_ingest.auth import WebhookRequest, verify
-from hookpipe_ingest.sources import IdempotencyRule, Source
+from hookpipe_ingest.sources import Source
 
 
 def accept(source: Source, request: WebhookRequest, traceparent: str | None) -> WebhookEvent:

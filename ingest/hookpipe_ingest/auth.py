@@ -19,8 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from hookpipe.sources import HmacAuth, StandardWebhooksAuth, TokenAuth
+
 from hookpipe_ingest.errors import Unauthenticated
-from hookpipe_ingest.sources import HmacAuth, Source, StandardWebhooksAuth, Token, TokenAuth
+from hookpipe_ingest.sources import Source, Token
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hookpipe.sources import SourceConfig
 from hookpipe_ingest.auth import WebhookRequest, verify
 from hookpipe_ingest.errors import Unauthenticated
-from hookpipe_ingest.sources import SourceConfig, resolve_secrets
+from hookpipe_ingest.sources import resolve_secrets
 from standardwebhooks.webhooks import Webhook
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)

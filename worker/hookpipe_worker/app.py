@@ -15,7 +15,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from hookpipe.batching import BatchPolicy, MicroBatcher
 from hookpipe.event import from_message
 from hookpipe.logging import configure_logging, log_event
+from hookpipe.sources import SourceConfig, load_source_configs
 from hookpipe.tracing import TraceContext, parse_trace
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -42,7 +43,7 @@ from hookpipe_worker.rows import EventRow, build_row
 from hookpipe_worker.settings import WorkerSettings
 from hookpipe_worker.sinks.bigquery import BigQuerySink
 from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
-from hookpipe_worker.writer import BatchWriter
+from hookpipe_worker.writer import BatchWriter, RowWriter
 
 logger = logging.getLogger("hookpipe.worker")
 
@@ -51,7 +52,7 @@ logger = logging.getLogger("hookpipe.worker")
 class Adapters:
     """The worker's I/O, created once per process."""
 
-    writer: BatchWriter
+    writer: RowWriter
     dead_letters: DeadLetterSink
     open: Callable[[], Awaitable[None]]
     close: Callable[[], Awaitable[None]]
@@ -74,10 +75,12 @@ class WorkerApp:
     def __init__(
         self,
         settings: WorkerSettings,
+        sources: Mapping[str, SourceConfig],
         adapters_factory: Callable[[], Adapters],
         push_auth: PushAuthenticator,
     ) -> None:
         self.settings = settings
+        self.sources = sources
         self._adapters_factory = adapters_factory
         self._push_auth = push_auth
         self._adapters: Adapters | None = None
@@ -226,7 +229,7 @@ class WorkerApp:
                 outcome.event_id, outcome.source = event.id, event.source
                 if event.traceparent:
                     trace = parse_trace({"traceparent": event.traceparent}) or trace
-                row = build_row(event, delivery)
+                row = build_row(event, delivery, self.sources)
                 await committer.submit(row)
             except PERMANENT as exc:
                 failed = delivery or Delivery(data=body, attributes={})
@@ -248,7 +251,7 @@ class WorkerApp:
             await self._adapters.close()
 
 
-def _default_adapters(settings: WorkerSettings) -> Adapters:
+def _default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfig]) -> Adapters:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import bigquery
 
@@ -285,7 +288,8 @@ def _default_adapters(settings: WorkerSettings) -> Adapters:
     async def ready() -> bool:
         return await postgres.ready()
 
-    return Adapters(BatchWriter(postgres, bq), dead_letters, open_, close, ready)
+    writer = BatchWriter(postgres, bq, sources)
+    return Adapters(writer, dead_letters, open_, close, ready)
 
 
 def create_app(
@@ -303,4 +307,10 @@ def create_app(
             assert settings.push_audience
             assert settings.push_service_account
             push_auth = OidcPushAuth(settings.push_audience, settings.push_service_account)
-    return WorkerApp(settings, adapters_factory or (lambda: _default_adapters(settings)), push_auth)
+    sources = load_source_configs(settings.sources_file)
+    return WorkerApp(
+        settings,
+        sources,
+        adapters_factory or (lambda: _default_adapters(settings, sources)),
+        push_auth,
+    )

@@ -4,9 +4,11 @@ WorkerError
 ├── PermanentFailure        retrying cannot fix it: dead-lettered at once with its reason,
 │   │                       then acked (204) so the retry budget is not burned
 │   ├── UndecodableDelivery     the push request is not a Pub/Sub message or CloudEvent
+│   ├── UnknownSource           the event names a source this worker has no configuration for
 │   ├── RowRejected             a sink refused this row's values (e.g. BigQuery per-row error,
 │   │                           Postgres data exception)
-│   └── (hookpipe.errors) EnvelopeError, PayloadError: not a hookpipe event / bad body
+│   └── (hookpipe.errors) EnvelopeError, PayloadError (incl. MappingError): not a hookpipe
+│                               event, or a body or value that does not convert
 ├── TransientFailure        answer non-2xx: Pub/Sub redelivers with backoff and dead-letters
 │   │                       after max delivery attempts
 │   ├── SinkUnavailable         503  a sink timed out, refused the connection or answered 5xx
@@ -29,6 +31,10 @@ class PermanentFailure(WorkerError):
 
 
 class UndecodableDelivery(PermanentFailure):
+    pass
+
+
+class UnknownSource(PermanentFailure):
     pass
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, Self
 
 from hookpipe.settings import CommonSettings
@@ -9,6 +10,7 @@ from pydantic import Field, SecretStr, model_validator
 
 
 class WorkerSettings(CommonSettings):
+    sources_file: Path = Field(description="TOML file declaring the sources (typed columns)")
     # Postgres / Supabase. Production: the Supavisor transaction-mode URL (port 6543) with
     # sslmode=verify-full and sslrootcert. See docs/delivery.md for the pool sizing rule:
     # max instances x pool_max_size must stay under the pooler's client limit.

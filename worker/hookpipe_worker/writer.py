@@ -4,7 +4,8 @@ Order, per batch:
 
 1. open a Postgres transaction and insert the rows (sorted by event id) — not yet committed;
 2. insert the rows Postgres accepted into BigQuery;
-3. delete from the open transaction the rows BigQuery refused, then commit.
+3. delete from the open transaction the rows BigQuery refused, move the current-state rows
+   (e.g. one per LeadProsper lead) forward to the newest of the committed events, and commit.
 
 A failure before the commit rolls back Postgres and the whole batch is retried by Pub/Sub; BigQuery
 rows already written by a failed attempt are absorbed by row ids and the dedup view. A row either
@@ -13,9 +14,12 @@ sink refuses for its values fails alone (dead-lettered), never its batch-mates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import psycopg
+from hookpipe.sources import SourceConfig
+from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
 from hookpipe_worker.errors import RowRejected, SinkUnavailable, WorkerError
@@ -27,10 +31,20 @@ from hookpipe_worker.sinks.postgres import PostgresSink, unavailable
 BatchResult = dict[str, WorkerError | None]
 
 
+class RowWriter(Protocol):
+    async def commit(self, rows: Sequence[EventRow]) -> BatchResult: ...
+
+
 class BatchWriter:
-    def __init__(self, postgres: PostgresSink, bigquery: BigQuerySink) -> None:
+    def __init__(
+        self,
+        postgres: PostgresSink,
+        bigquery: BigQuerySink,
+        sources: Mapping[str, SourceConfig],
+    ) -> None:
         self.postgres = postgres
         self.bigquery = bigquery
+        self.sources = sources
 
     async def commit(self, rows: Sequence[EventRow]) -> BatchResult:
         unique = sorted({r.event_id: r for r in rows}.values(), key=lambda r: r.event_id)
@@ -45,8 +59,19 @@ class BatchWriter:
                 take_back = sorted(set(bq_rejected) & inserted)
                 if take_back:
                     await self.postgres.delete(conn, take_back)
+                committed = [r for r in accepted if r.event_id not in bq_rejected]
+                await self._current_state(conn, committed)
         except (psycopg.Error, PoolTimeout) as exc:
             raise unavailable(exc) from exc
         except SinkUnavailable:
             raise
         return {r.event_id: rejected.get(r.event_id) for r in unique}
+
+    async def _current_state(self, conn: AsyncConnection, rows: Sequence[EventRow]) -> None:
+        for source, config in sorted(self.sources.items()):
+            if config.current_state is None:
+                continue
+            mine = [r for r in rows if r.source == source]
+            if mine:
+                types = {name: spec.type for name, spec in config.columns.items()}
+                await self.postgres.upsert_current_state(conn, config.current_state, types, mine)

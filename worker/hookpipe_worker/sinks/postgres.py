@@ -8,10 +8,13 @@ opposite orders deadlock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from hookpipe.sources import CurrentStateSpec
+from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hookpipe_worker.errors import RowRejected, SinkUnavailable
@@ -101,6 +104,29 @@ class PostgresSink:
             )
             return {str(record[0]) for record in await cur.fetchall()}
 
+    async def upsert_current_state(
+        self,
+        conn: AsyncConnection,
+        spec: CurrentStateSpec,
+        types: Mapping[str, str],
+        rows: Sequence[EventRow],
+    ) -> None:
+        """Move each key's row forward to its newest event among ``rows``, never backwards."""
+        latest: dict[Any, tuple[tuple[datetime, str], EventRow]] = {}
+        for row in rows:
+            key = row.columns.get(spec.key)
+            if key is None:
+                continue
+            version = (row.columns.get(spec.version) or row.received_at, row.event_id)
+            if key not in latest or latest[key][0] < version:
+                latest[key] = (version, row)
+        if not latest:
+            return
+        ordered = [latest[k] for k in sorted(latest)]  # lock keys in one order: no deadlocks
+        statement, params = current_state_upsert(spec, types, ordered)
+        async with conn.cursor() as cur:
+            await cur.execute(statement, params)
+
     async def delete(self, conn: AsyncConnection, event_ids: Sequence[str]) -> None:
         """Take back rows this transaction inserted whose BigQuery write was refused."""
         async with conn.cursor() as cur:
@@ -113,6 +139,63 @@ class PostgresSink:
         except (psycopg.Error, PoolTimeout):
             return False
         return True
+
+
+_PG_TYPES = {
+    "string": "text",
+    "integer": "bigint",
+    "numeric": "numeric",
+    "timestamp": "timestamptz",
+}
+
+
+def current_state_upsert(
+    spec: CurrentStateSpec,
+    types: Mapping[str, str],
+    latest: Sequence[tuple[tuple[datetime, str], EventRow]],
+) -> tuple[sql.Composed, list[list[Any]]]:
+    """One INSERT ... ON CONFLICT DO UPDATE for the newest event per key.
+
+    The ``WHERE`` makes the update monotonic: a row changes only when the incoming (version,
+    event id) is greater than the stored one, whatever order events arrive in.
+    """
+    schema, table = spec.table.split(".")
+    target = sql.Identifier(schema, table)
+    names = [spec.key, *spec.columns, spec.version, "event_id"]
+    pg_types = [
+        _PG_TYPES[types[spec.key]],
+        *(_PG_TYPES[types[c]] for c in spec.columns),
+        "timestamptz",
+        "text",
+    ]
+    params: list[list[Any]] = [
+        [row.columns[spec.key] for _, row in latest],
+        *([row.columns.get(c) for _, row in latest] for c in spec.columns),
+        [version for (version, _), _ in latest],
+        [event_id for (_, event_id), _ in latest],
+    ]
+    columns = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    arrays = sql.SQL(", ").join(
+        sql.SQL("%s::{}[]").format(sql.SQL(t))
+        for t in pg_types  # types from a fixed table
+    )
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in names[1:]
+    )
+    version = sql.Identifier(spec.version)
+    statement = sql.SQL(
+        "INSERT INTO {target} ({columns}) SELECT * FROM unnest({arrays}) "
+        "ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = now() "
+        "WHERE ({target}.{version}, {target}.event_id) < (EXCLUDED.{version}, EXCLUDED.event_id)"
+    ).format(
+        target=target,
+        columns=columns,
+        arrays=arrays,
+        key=sql.Identifier(spec.key),
+        updates=updates,
+        version=version,
+    )
+    return statement, params
 
 
 def _describe(exc: psycopg.Error) -> str:

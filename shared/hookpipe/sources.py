@@ -1,0 +1,146 @@
+"""Webhook sources, as configured in ``infra/sources.toml`` (or the file ``HOOKPIPE_SOURCES_FILE``
+names). Pure: text in, validated configuration out.
+
+A source is configured, not coded: its authentication scheme, accepted body formats, size limit,
+event type, idempotency rule, the typed columns mapped from its payload, and optionally a
+current-state table. Secrets are never in the file: ``secret_env`` names the environment variable
+that holds them (ingest resolves them, :mod:`hookpipe_ingest.sources`). README.md, "Adding a
+source", explains every key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hookpipe.payload import BodyFormat
+
+
+class SourceConfigError(ValueError):
+    """The sources file or a source's secrets are invalid; start-up stops with this message."""
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TokenAuth(_Config):
+    """A shared token in a header or, for senders that can only set a URL, a query parameter."""
+
+    scheme: Literal["token"]
+    secret_env: str
+    header: str | None = "Authorization"
+    header_scheme: str | None = "Bearer"  # value is "<scheme> <token>"; None: the whole value
+    query_param: str | None = "token"
+
+
+class StandardWebhooksAuth(_Config):
+    """Standard Webhooks: webhook-id / webhook-timestamp / webhook-signature (v1, HMAC-SHA256)."""
+
+    scheme: Literal["standard-webhooks"]
+    secret_env: str
+    tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+
+
+class HmacAuth(_Config):
+    """Generic HMAC over the raw body (GitHub-style) or over "timestamp.body" (Stripe-style).
+
+    ``signature_header`` holds either the signature itself (after ``prefix``), or, when
+    ``signature_key`` is set, comma-separated ``key=value`` pairs (``t=…,v1=…,v1=…``) in which
+    ``signature_key`` marks signatures and ``timestamp_key`` the timestamp.
+    """
+
+    scheme: Literal["hmac"]
+    secret_env: str
+    signature_header: str
+    algorithm: Literal["sha256", "sha1"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = ""
+    signature_key: str | None = None
+    timestamp_key: str | None = None
+    timestamp_header: str | None = None
+    tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+
+
+AuthConfig = Annotated[TokenAuth | StandardWebhooksAuth | HmacAuth, Field(discriminator="scheme")]
+
+
+class IdempotencyRule(_Config):
+    """How an event's stable id is derived (first rule that applies wins).
+
+    1. ``header``: the value of that request header (e.g. ``webhook-id``), if present;
+    2. ``fields``: the values of these normalized-payload fields, if all are present and non-empty;
+    3. otherwise the SHA-256 of the raw body.
+    """
+
+    header: str | None = None
+    fields: tuple[str, ...] = ()
+
+
+ColumnType = Literal["string", "integer", "numeric", "timestamp"]
+
+
+class ColumnSpec(_Config):
+    """A typed column filled from one payload field (see :mod:`hookpipe.mapping`)."""
+
+    field: str = Field(min_length=1)
+    type: ColumnType = "string"
+
+
+class CurrentStateSpec(_Config):
+    """A Postgres table holding one row per ``key``, updated only by newer events.
+
+    An event is newer when its ``version`` column (falling back to the time ingest accepted it)
+    is later, ties broken by event id, so redeliveries in any order never move a row backwards.
+    """
+
+    table: str = Field(pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+    key: str
+    version: str
+    columns: tuple[str, ...]
+
+
+class SourceConfig(_Config):
+    event_type: str = Field(min_length=1)
+    auth: AuthConfig
+    formats: tuple[BodyFormat, ...] = ("json", "form", "xml")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, le=32 * 1024 * 1024)
+    idempotency: IdempotencyRule = IdempotencyRule()
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
+    current_state: CurrentStateSpec | None = None
+
+    @model_validator(mode="after")
+    def _current_state_uses_mapped_columns(self) -> SourceConfig:
+        state = self.current_state
+        if state is not None:
+            unknown = {state.key, state.version, *state.columns} - set(self.columns)
+            if unknown:
+                raise ValueError(
+                    f"current_state names columns that are not mapped: {sorted(unknown)}"
+                )
+        return self
+
+
+def load_source_configs(path: Path) -> dict[str, SourceConfig]:
+    """Read and validate the sources file."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SourceConfigError(f"sources file {path} not found (HOOKPIPE_SOURCES_FILE)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SourceConfigError(f"sources file {path}: {exc}") from None
+    configs = {}
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise SourceConfigError(f"{path}: [{name}] must be a table")
+        try:
+            configs[name] = SourceConfig.model_validate(table)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise SourceConfigError(f"{path}: source {name!r}: {problems}") from None
+    return configs

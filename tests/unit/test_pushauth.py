@@ -1,0 +1,119 @@
+"""OIDC push authentication, offline: tokens signed with a test key, certificates from a fake."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from google.auth import crypt, jwt
+from hookpipe_worker.errors import PushUnauthorized
+from hookpipe_worker.pushauth import OidcPushAuth
+
+AUDIENCE = "https://worker.example.run.app/pubsub/push"
+ACCOUNT = "hookpipe-push@project.iam.gserviceaccount.com"
+
+
+def _key_and_cert(kid: str) -> tuple[crypt.RSASigner, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, kid)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    signer = crypt.RSASigner.from_string(pem, key_id=kid)
+    return signer, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+SIGNER, CERT = _key_and_cert("test-kid")
+OTHER_SIGNER, _ = _key_and_cert("test-kid")  # same key id, different key
+
+
+def _token(signer: crypt.RSASigner = SIGNER, **overrides: Any) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": "https://accounts.google.com",
+        "aud": AUDIENCE,
+        "email": ACCOUNT,
+        "email_verified": True,
+        "iat": now,
+        "exp": now + 3600,
+        "sub": "1",
+    }
+    claims.update(overrides)
+    return jwt.encode(signer, claims).decode()
+
+
+class FakeCerts:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> Mapping[str, str]:
+        self.calls += 1
+        return {"test-kid": CERT}
+
+
+def _verify(auth: OidcPushAuth, token: str | None) -> None:
+    headers = {"authorization": f"Bearer {token}"} if token is not None else {}
+    asyncio.run(auth.verify(headers))
+
+
+def test_valid_token_and_certificates_are_cached() -> None:
+    certs = FakeCerts()
+    auth = OidcPushAuth(AUDIENCE, ACCOUNT, fetch_certs=certs)
+    for _ in range(3):
+        _verify(auth, _token())
+    assert certs.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "message"),
+    [
+        (None, 401, "no Bearer token"),
+        ("not-a-jwt", 401, "not a JWT"),
+        (_token(OTHER_SIGNER), 401, "rejected"),  # bad signature
+        (_token(aud="https://elsewhere"), 401, "rejected"),  # wrong audience
+        (_token(exp=int(time.time()) - 120, iat=int(time.time()) - 3720), 401, "rejected"),
+        (_token(iss="https://evil.example"), 403, "issuer"),
+        (_token(email="someone@else.iam.gserviceaccount.com"), 403, "push service account"),
+        (_token(email_verified=False), 403, "push service account"),
+    ],
+)
+def test_rejected_tokens(token: str | None, status: int, message: str) -> None:
+    auth = OidcPushAuth(AUDIENCE, ACCOUNT, fetch_certs=FakeCerts())
+    with pytest.raises(PushUnauthorized, match=message) as info:
+        _verify(auth, token)
+    assert info.value.status == status
+
+
+def test_unknown_key_id_refetches_at_most_once_a_minute() -> None:
+    certs = FakeCerts()
+    clock = [1000.0]
+    auth = OidcPushAuth(AUDIENCE, ACCOUNT, fetch_certs=certs, monotonic=lambda: clock[0])
+    _verify(auth, _token())
+    stranger, _ = _key_and_cert("rotated-kid")
+    for _ in range(3):
+        with pytest.raises(PushUnauthorized):
+            _verify(auth, _token(stranger))
+    assert certs.calls == 1  # within a minute of the last fetch: no refetch storm
+    clock[0] += 61
+    with pytest.raises(PushUnauthorized):
+        _verify(auth, _token(stranger))
+    assert certs.calls == 2

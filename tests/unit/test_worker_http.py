@@ -1,0 +1,199 @@
+"""The worker's push contract, in process with tiny fakes for the sinks and the dead-letter topic.
+(The real sinks and Pub/Sub are exercised by tests/e2e and tests/faults.)"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hookpipe.event import WebhookEvent, event_id, to_message
+from hookpipe_worker.app import Adapters, WorkerApp, create_app
+from hookpipe_worker.delivery import Delivery
+from hookpipe_worker.errors import PushUnauthorized, RowRejected, SinkUnavailable, WorkerError
+from hookpipe_worker.rows import EventRow
+from hookpipe_worker.settings import WorkerSettings
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class FakeWriter:
+    def __init__(self) -> None:
+        self.committed: list[str] = []
+        self.fail_with: WorkerError | None = None
+        self.reject: set[str] = set()
+
+    async def commit(self, rows: Sequence[EventRow]) -> dict[str, WorkerError | None]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        results: dict[str, WorkerError | None] = {}
+        for row in rows:
+            if row.event_id in self.reject:
+                results[row.event_id] = RowRejected("bigquery", "payload: invalid")
+            else:
+                self.committed.append(row.event_id)
+                results[row.event_id] = None
+        return results
+
+
+class FakeDeadLetters:
+    def __init__(self) -> None:
+        self.published: list[tuple[Delivery, BaseException]] = []
+        self.down = False
+
+    async def publish(self, delivery: Delivery, exc: BaseException) -> str:
+        if self.down:
+            raise SinkUnavailable("dead-letter publish failed: ServiceUnavailable")
+        self.published.append((delivery, exc))
+        return "dl-1"
+
+
+class DenyAll:
+    async def verify(self, headers: object) -> None:
+        raise PushUnauthorized("push token is not from the push service account", 403)
+
+
+async def _noop() -> None:
+    return None
+
+
+async def _ready() -> bool:
+    return True
+
+
+def _app(writer: FakeWriter, dead: FakeDeadLetters, **kwargs: object) -> TestClient:
+    settings = WorkerSettings(
+        project_id="p",
+        database_url="postgresql://x",  # type: ignore[arg-type]
+        sources_file=REPO / "infra/sources.toml",
+        push_auth="none",
+        batch_max_delay_ms=0,
+    )
+    app: WorkerApp = create_app(
+        settings, adapters_factory=lambda: Adapters(writer, dead, _noop, _noop, _ready), **kwargs
+    )  # type: ignore[arg-type]
+    return TestClient(Starlette(routes=[Route("/{p:path}", app.handle, methods=["GET", "POST"])]))
+
+
+def _push(data: bytes, attributes: dict[str, str], message_id: str = "m-1") -> dict[str, object]:
+    return {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": attributes,
+            "messageId": message_id,
+        },
+        "subscription": "projects/p/subscriptions/s",
+        "deliveryAttempt": 2,
+    }
+
+
+def _event(body: dict[str, object], source: str = "leadprosper") -> dict[str, object]:
+    event = WebhookEvent(
+        event_id(source, json.dumps(body)),
+        source,
+        "t",
+        datetime(2026, 11, 26, tzinfo=UTC),
+        "application/json",
+        json.dumps(body).encode(),
+    )
+    return _push(*to_message(event))
+
+
+@pytest.fixture
+def writer() -> FakeWriter:
+    return FakeWriter()
+
+
+@pytest.fixture
+def dead() -> FakeDeadLetters:
+    return FakeDeadLetters()
+
+
+def test_committed_push_is_204(writer: FakeWriter, dead: FakeDeadLetters) -> None:
+    response = _app(writer, dead).post("/pubsub/push", json=_event({"lp_lead_id": "1"}))
+    assert response.status_code == 204
+    assert len(writer.committed) == 1
+    assert dead.published == []
+
+
+@pytest.mark.parametrize(
+    ("envelope", "error_class"),
+    [
+        ({"message": {"data": "%%%"}}, "UndecodableDelivery"),
+        (_push(b"{}", {"ce-id": "x"}), "EnvelopeError"),
+        (_event({"lp_lead_id": "1"}, source="unconfigured"), "UnknownSource"),
+        (_event({"lp_timestamp": "yesterday"}), "MappingError"),
+    ],
+)
+def test_permanent_failures_are_dead_lettered_then_acked(
+    writer: FakeWriter, dead: FakeDeadLetters, envelope: dict[str, object], error_class: str
+) -> None:
+    response = _app(writer, dead).post("/pubsub/push", json=envelope)
+    assert response.status_code == 204
+    [(delivery, exc)] = dead.published
+    assert type(exc).__name__ == error_class
+    assert writer.committed == []
+
+
+def test_undecodable_push_keeps_the_raw_body_for_the_dead_letter(
+    writer: FakeWriter, dead: FakeDeadLetters
+) -> None:
+    _app(writer, dead).post("/pubsub/push", content=b"garbage", headers={"content-type": "x"})
+    assert dead.published[0][0].data == b"garbage"
+
+
+def test_a_row_a_sink_rejects_is_dead_lettered_with_the_delivery(
+    writer: FakeWriter, dead: FakeDeadLetters
+) -> None:
+    envelope = _event({"lp_lead_id": "poison"})
+    writer.reject.add(envelope["message"]["attributes"]["ce-id"])  # type: ignore[index]
+    response = _app(writer, dead).post("/pubsub/push", json=envelope)
+    assert response.status_code == 204
+    [(delivery, exc)] = dead.published
+    assert isinstance(exc, RowRejected)
+    assert (delivery.message_id, delivery.delivery_attempt) == ("m-1", 2)
+
+
+def test_dead_letter_publish_failure_is_not_acked(
+    writer: FakeWriter, dead: FakeDeadLetters
+) -> None:
+    dead.down = True
+    response = _app(writer, dead).post("/pubsub/push", json={"message": {"data": "%%%"}})
+    assert response.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(SinkUnavailable("postgres: pool timeout"), 503), (RuntimeError("bug"), 500)],
+)
+def test_transient_and_unexpected_failures_are_retried(
+    writer: FakeWriter, dead: FakeDeadLetters, error: Exception, status: int
+) -> None:
+    writer.fail_with = error  # type: ignore[assignment]
+    response = _app(writer, dead).post("/pubsub/push", json=_event({"lp_lead_id": "1"}))
+    assert response.status_code == status
+    assert dead.published == []
+
+
+def test_unauthenticated_push_is_refused_before_anything(
+    writer: FakeWriter, dead: FakeDeadLetters
+) -> None:
+    response = _app(writer, dead, push_auth=DenyAll()).post(
+        "/pubsub/push", json=_event({"lp_lead_id": "1"})
+    )
+    assert response.status_code == 403
+    assert (writer.committed, dead.published) == ([], [])
+
+
+def test_routes(writer: FakeWriter, dead: FakeDeadLetters) -> None:
+    client = _app(writer, dead)
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/pubsub/push").status_code == 405
+    assert client.post("/elsewhere").status_code == 404
