@@ -136,7 +136,7 @@ def test_permanent_failures_are_dead_lettered_then_acked(
 ) -> None:
     response = _app(writer, dead).post("/pubsub/push", json=envelope)
     assert response.status_code == 204
-    [(delivery, exc)] = dead.published
+    [(_delivery, exc)] = dead.published
     assert type(exc).__name__ == error_class
     assert writer.committed == []
 
