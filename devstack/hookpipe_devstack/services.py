@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -330,6 +331,33 @@ class PythonService:
     def kill(self) -> None:
         if self.process:
             self.process.kill()
+
+    def serving_pid(self) -> int | None:
+        """The process serving requests: gunicorn's worker, a child of the supervising master
+        that holds the listening socket (as Cloud Run's front end does for an instance)."""
+        if self.process is None or self.process.pid is None:
+            return None
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return int(children[0]) if children else None
+
+    def crash_serving_process(self) -> int:
+        """SIGKILL the serving process mid-flight; the master starts a new one. Returns the new
+        serving pid once it answers /healthz."""
+        old = self.serving_pid()
+        if old is None:
+            raise StackError(f"{self.name} has no serving process")
+        os.kill(old, signal.SIGKILL)
+        assert self.process is not None
+
+        def replaced() -> bool:
+            new = self.serving_pid()
+            return new is not None and new != old and _http_ok(f"{self.url}/healthz")
+
+        self.process.wait_ready(replaced, 60)
+        new = self.serving_pid()
+        assert new is not None
+        return new
 
 
 __all__ = ["BigQueryEmulator", "Postgres", "PubSubEmulator", "PythonService", "StackError"]
