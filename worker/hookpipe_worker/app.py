@@ -165,9 +165,10 @@ class WorkerApp:
         if path == "/healthz":
             return JSONResponse({"status": "ok"})
         if path == "/readyz":
-            adapters, _ = await self.start()
-            ok = await adapters.ready()
-            return JSONResponse({"status": "ok" if ok else "unavailable"}, 200 if ok else 503)
+            adapters, committer = await self.start()
+            ok = await adapters.ready() and not self._draining
+            body = {"status": "ok" if ok else "unavailable", "queued_rows": committer.queued}
+            return JSONResponse(body, 200 if ok else 503)
         if path != self.settings.push_path:
             return JSONResponse({"error": f"no route {path}", "status": 404}, 404)
         if request.method != "POST":
@@ -260,6 +261,8 @@ def _default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConf
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         timeout=settings.pool_timeout_seconds,
+        sslmode=settings.database_sslmode,
+        sslrootcert=str(settings.database_sslrootcert) if settings.database_sslrootcert else None,
     )
     client_kwargs: dict[str, Any] = {"project": settings.project_id}
     if settings.bigquery_endpoint:

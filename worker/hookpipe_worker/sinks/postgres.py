@@ -41,8 +41,15 @@ def is_row_error(exc: BaseException) -> bool:
 
 
 def create_pool(
-    conninfo: str, *, min_size: int, max_size: int, timeout: float
+    conninfo: str,
+    *,
+    min_size: int,
+    max_size: int,
+    timeout: float,
+    sslmode: str | None = None,
+    sslrootcert: str | None = None,
 ) -> AsyncConnectionPool:
+    tls = {k: v for k, v in {"sslmode": sslmode, "sslrootcert": sslrootcert}.items() if v}
     return AsyncConnectionPool(
         conninfo,
         min_size=min_size,
@@ -51,7 +58,7 @@ def create_pool(
         open=False,
         # No prepared statements: Supavisor's transaction mode hands each transaction to any
         # server connection, where a statement prepared on another one does not exist.
-        kwargs={"prepare_threshold": None, "autocommit": False},
+        kwargs={"prepare_threshold": None, "autocommit": False, **tls},
         name="hookpipe-worker",
     )
 
