@@ -57,12 +57,19 @@ class SubscriptionSpec(_Spec):
     # Pub/Sub allows 10 minutes to 7 days on a subscription (31 days only on a topic).
     message_retention_seconds: int = Field(default=604800, ge=600, le=604800)
     enable_exactly_once_delivery: bool = False
+    # Environment-specific; usually set by a profile, Terraform or --push-endpoint.
+    push_endpoint: str | None = Field(default=None, pattern=r"^https?://")
+    push_oidc_service_account: str | None = None
+    push_oidc_audience: str | None = None
 
 
 class Topology(_Spec):
     comment: str | None = Field(default=None, alias="$comment")
     events_topic: str = Field(min_length=1)
     dead_letter_topic: str = Field(min_length=1)
+    # The worker's request timeout (Cloud Run's, set by Terraform from here): a push
+    # subscription's ack deadline shorter than it causes duplicate deliveries.
+    worker_request_timeout_seconds: int = Field(default=60, ge=1, le=3600)
     subscriptions: dict[str, SubscriptionSpec]
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -131,10 +138,19 @@ def subscription_request(
         "message_retention_duration": _duration(spec.message_retention_seconds),
         "enable_exactly_once_delivery": spec.enable_exactly_once_delivery,
     }
-    if spec.push_path is not None:
-        if not push_base_url:
+    if spec.push_path is not None or spec.push_endpoint is not None:
+        endpoint = spec.push_endpoint
+        if endpoint is None and push_base_url:
+            endpoint = push_base_url.rstrip("/") + str(spec.push_path)
+        if endpoint is None:
             raise TopologyError(f"{spec.name} is a push subscription: give the worker's URL")
-        request["push_config"] = {"push_endpoint": push_base_url.rstrip("/") + spec.push_path}
+        push: dict[str, Any] = {"push_endpoint": endpoint}
+        if spec.push_oidc_service_account:
+            push["oidc_token"] = {
+                "service_account_email": spec.push_oidc_service_account,
+                "audience": spec.push_oidc_audience or endpoint,
+            }
+        request["push_config"] = push
     if spec.retry_policy is not None:
         request["retry_policy"] = {
             "minimum_backoff": _duration(spec.retry_policy.minimum_backoff_seconds),

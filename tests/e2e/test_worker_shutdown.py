@@ -20,17 +20,32 @@ pytestmark = pytest.mark.stack
 
 
 def _envelope(body: dict[str, object]) -> dict[str, object]:
-    event = WebhookEvent(event_id("leadprosper", json.dumps(body)), "leadprosper", "t",
-                         datetime.now(UTC), "application/json", json.dumps(body).encode())
+    event = WebhookEvent(
+        event_id("leadprosper", json.dumps(body)),
+        "leadprosper",
+        "t",
+        datetime.now(UTC),
+        "application/json",
+        json.dumps(body).encode(),
+    )
     data, attributes = to_message(event)
-    return {"message": {"data": base64.b64encode(data).decode(), "attributes": attributes,
-                        "messageId": event.id}, "subscription": "s"}
+    return {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": attributes,
+            "messageId": event.id,
+        },
+        "subscription": "s",
+    }
 
 
 def test_sigterm_commits_queued_pushes_and_refuses_new_ones(stack: StackHandle) -> None:
     # Batches wait 5 s for company and pushes give up after 3 s: only the drain can answer them.
-    worker = PythonService("worker", stack.stack.state_dir, {
-        **stack.stack.service_env(), "HOOKPIPE_BATCH_MAX_DELAY_MS": "5000"})
+    worker = PythonService(
+        "worker",
+        stack.stack.state_dir,
+        {**stack.stack.service_env(), "HOOKPIPE_BATCH_MAX_DELAY_MS": "5000"},
+    )
     worker.start()
     envelopes = [_envelope(lead()) for _ in range(3)]
     ids = [e["message"]["attributes"]["ce-id"] for e in envelopes]  # type: ignore[index]
@@ -38,8 +53,9 @@ def test_sigterm_commits_queued_pushes_and_refuses_new_ones(stack: StackHandle) 
     try:
         assert client.get(f"{worker.url}/readyz").status_code == 200
         with ThreadPoolExecutor(3) as pool:
-            pushes = [pool.submit(client.post, f"{worker.url}/pubsub/push", json=e)
-                      for e in envelopes]
+            pushes = [
+                pool.submit(client.post, f"{worker.url}/pubsub/push", json=e) for e in envelopes
+            ]
 
             def queued() -> bool:
                 ready = client.get(f"{worker.url}/readyz").json()

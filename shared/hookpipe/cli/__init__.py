@@ -1,0 +1,1 @@
+"""``hookpipe``: the operator CLI (dead-letter inspection and replay, subscription tuning)."""

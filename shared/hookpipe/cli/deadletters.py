@@ -1,0 +1,155 @@
+"""Dead-letter messages as operators see them: reasons, filters, replay attributes. Pure."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+# Added by Pub/Sub when it forwards after max delivery attempts.
+PUBSUB_DEAD_LETTER_ATTRIBUTES = (
+    "CloudPubSubDeadLetterSourceDeliveryCount",
+    "CloudPubSubDeadLetterSourceSubscription",
+    "CloudPubSubDeadLetterSourceSubscriptionProject",
+    "CloudPubSubDeadLetterSourceTopicPublishTime",
+)
+# Added by the worker when it dead-letters a permanent failure.
+REASON_PREFIX = "hookpipe-error-"
+WORKER_ATTRIBUTES = (
+    "hookpipe-error-class",
+    "hookpipe-error-message",
+    "hookpipe-worker-revision",
+    "hookpipe-delivery-attempt",
+    "hookpipe-first-failure-time",
+)
+REPLAY_COUNT = "hookpipe-replay-count"
+REPLAYED_AT = "hookpipe-replayed-at"
+ORIGINAL_MESSAGE_ID = "hookpipe-original-message-id"
+MAX_ATTEMPTS_REASON = "MaxDeliveryAttempts"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    message_id: str
+    publish_time: datetime
+    data: bytes
+    attributes: Mapping[str, str]
+
+    @property
+    def reason(self) -> str:
+        """The error class: the worker's, or MaxDeliveryAttempts when Pub/Sub forwarded it."""
+        if "hookpipe-error-class" in self.attributes:
+            return self.attributes["hookpipe-error-class"]
+        if "CloudPubSubDeadLetterSourceDeliveryCount" in self.attributes:
+            return MAX_ATTEMPTS_REASON
+        return "Unknown"
+
+    @property
+    def message(self) -> str:
+        if "hookpipe-error-message" in self.attributes:
+            return self.attributes["hookpipe-error-message"]
+        count = self.attributes.get("CloudPubSubDeadLetterSourceDeliveryCount")
+        return f"not acknowledged after {count} delivery attempts" if count else ""
+
+    @property
+    def source(self) -> str:
+        return self.attributes.get("ce-source", "").removeprefix("/sources/") or "(none)"
+
+    def age(self, now: datetime) -> timedelta:
+        return now - self.publish_time
+
+    def payload_preview(self, limit: int = 200) -> str:
+        text = self.data.decode("utf-8", errors="replace")
+        with contextlib.suppress(ValueError):
+            text = json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    def as_dict(self, preview: int = 200) -> dict[str, object]:
+        return {
+            "message_id": self.message_id,
+            "publish_time": self.publish_time.isoformat(),
+            "reason": self.reason,
+            "error_message": self.message,
+            "source": self.source,
+            "event_id": self.attributes.get("ce-id"),
+            "attributes": dict(self.attributes),
+            "payload": self.payload_preview(preview),
+        }
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which dead letters an operation selects. Empty filters select everything.
+
+    Attribute filters with the same key are alternatives (``--attr ce-id=a --attr ce-id=b``);
+    different keys must all match. Every filter is applied here, not as a subscription filter:
+    the emulator accepts subscription filters but does not apply them.
+    """
+
+    attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    error_classes: frozenset[str] = frozenset()
+    sources: frozenset[str] = frozenset()
+    message_ids: frozenset[str] = frozenset()
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def matches(self, letter: DeadLetter) -> bool:
+        for key, values in self.attributes.items():
+            if letter.attributes.get(key) not in values:
+                return False
+        return (
+            (not self.error_classes or letter.reason in self.error_classes)
+            and (not self.sources or letter.source in self.sources)
+            and (not self.message_ids or letter.message_id in self.message_ids)
+            and (self.since is None or letter.publish_time >= self.since)
+            and (self.until is None or letter.publish_time < self.until)
+        )
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.attributes
+            or self.error_classes
+            or self.sources
+            or self.message_ids
+            or self.since
+            or self.until
+        )
+
+
+def parse_attribute_filters(pairs: Sequence[str]) -> dict[str, frozenset[str]]:
+    result: dict[str, set[str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--attr {pair!r}: expected KEY=VALUE")
+        result.setdefault(key, set()).add(value)
+    return {k: frozenset(v) for k, v in result.items()}
+
+
+def parse_time(text: str, now: datetime) -> datetime:
+    """ISO 8601 (UTC when no offset), or an age before ``now``: ``90s``, ``15m``, ``2h``, ``7d``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units and text[:-1].isdigit():
+        return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def replay_attributes(letter: DeadLetter, now: datetime) -> dict[str, str]:
+    """The attributes a replayed message is published with: the original ones (the CloudEvent
+    the worker decodes), without the dead-letter reason, plus the replay's own bookkeeping."""
+    attributes = {
+        k: v
+        for k, v in letter.attributes.items()
+        if k not in PUBSUB_DEAD_LETTER_ATTRIBUTES
+        and k not in WORKER_ATTRIBUTES
+        and k not in (REPLAY_COUNT, REPLAYED_AT, ORIGINAL_MESSAGE_ID)
+    }
+    previous = letter.attributes.get(REPLAY_COUNT, "0")
+    attributes[REPLAY_COUNT] = str(int(previous) + 1 if previous.isdigit() else 1)
+    attributes[ORIGINAL_MESSAGE_ID] = letter.attributes.get(ORIGINAL_MESSAGE_ID, letter.message_id)
+    attributes[REPLAYED_AT] = now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return attributes

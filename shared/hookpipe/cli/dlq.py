@@ -1,0 +1,173 @@
+"""Dead-letter operations against Pub/Sub (the emulator or Google Cloud): one function each.
+
+Messages are pulled and *held* (ack deadline extended) while an operation looks at them, then
+released (ack deadline 0) unless the operation consumed them. Replay acks a message only after
+its republish is confirmed, so an interruption at any point loses nothing: at worst a message is
+replayed twice, which the worker's idempotent writes absorb.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from google.api_core.exceptions import DeadlineExceeded
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+from hookpipe.cli.deadletters import DeadLetter, Filters, replay_attributes
+
+PULL_BATCH = 100
+HOLD_SECONDS = 120
+audit = logging.getLogger("hookpipe.audit")
+
+
+@dataclass
+class _Held:
+    ack_id: str
+    letter: DeadLetter
+
+
+@dataclass
+class Scan:
+    """Pulls every message once, holding each until released or acked."""
+
+    subscriber: SubscriberClient
+    subscription: str
+    limit: int
+    held: dict[str, _Held] = field(default_factory=dict)
+    scanned: int = 0
+
+    def __iter__(self) -> Iterator[DeadLetter]:
+        seen: set[str] = set()
+        while self.scanned < self.limit:
+            try:
+                response = self.subscriber.pull(
+                    subscription=self.subscription,
+                    max_messages=min(PULL_BATCH, self.limit - self.scanned),
+                    timeout=5,
+                )
+            except DeadlineExceeded:
+                return
+            fresh = []
+            for received in response.received_messages:
+                message = received.message
+                if message.message_id in seen:  # redelivered while held: keep holding it
+                    if message.message_id in self.held:
+                        self.held[message.message_id].ack_id = received.ack_id
+                    continue
+                seen.add(message.message_id)
+                self.scanned += 1
+                letter = DeadLetter(
+                    message_id=message.message_id,
+                    publish_time=message.publish_time.astimezone(UTC),
+                    data=bytes(message.data),
+                    attributes=dict(message.attributes),
+                )
+                self.held[letter.message_id] = _Held(received.ack_id, letter)
+                fresh.append(letter)
+            if response.received_messages:
+                self.subscriber.modify_ack_deadline(
+                    subscription=self.subscription,
+                    ack_ids=[r.ack_id for r in response.received_messages],
+                    ack_deadline_seconds=HOLD_SECONDS,
+                )
+            if not fresh:
+                return
+            yield from fresh
+
+    def ack(self, letter: DeadLetter) -> None:
+        held = self.held.pop(letter.message_id)
+        self.subscriber.acknowledge(subscription=self.subscription, ack_ids=[held.ack_id])
+
+    def release_all(self) -> None:
+        ack_ids = [h.ack_id for h in self.held.values()]
+        for start in range(0, len(ack_ids), 1000):
+            self.subscriber.modify_ack_deadline(
+                subscription=self.subscription,
+                ack_ids=ack_ids[start : start + 1000],
+                ack_deadline_seconds=0,
+            )
+        self.held.clear()
+
+
+def collect(
+    subscriber: SubscriberClient, subscription: str, filters: Filters, limit: int
+) -> list[DeadLetter]:
+    """The dead letters matching ``filters`` (at most ``limit`` scanned); nothing is consumed."""
+    scan = Scan(subscriber, subscription, limit)
+    try:
+        return [letter for letter in scan if filters.matches(letter)]
+    finally:
+        scan.release_all()
+
+
+@dataclass
+class ReplaySummary:
+    scanned: int = 0
+    selected: int = 0
+    replayed: int = 0
+    failed: int = 0
+    letters: list[DeadLetter] = field(default_factory=list)
+
+
+def replay(
+    subscriber: SubscriberClient,
+    publisher: PublisherClient,
+    subscription: str,
+    topic: str,
+    filters: Filters,
+    *,
+    max_messages: int,
+    rate: float | None,
+    dry_run: bool,
+    scan_limit: int,
+    on_progress: Callable[[DeadLetter, str], None] = lambda letter, outcome: None,
+) -> ReplaySummary:
+    summary = ReplaySummary()
+    scan = Scan(subscriber, subscription, scan_limit)
+    interval = 1.0 / rate if rate else 0.0
+    next_at = time.monotonic()
+    try:
+        for letter in scan:
+            summary.scanned += 1
+            if not filters.matches(letter) or summary.selected >= max_messages:
+                continue
+            summary.selected += 1
+            summary.letters.append(letter)
+            if dry_run:
+                on_progress(letter, "would replay")
+                continue
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            next_at = max(next_at, time.monotonic()) + interval
+            now = datetime.now(UTC)
+            attributes = replay_attributes(letter, now)
+            try:
+                new_id = publisher.publish(topic, letter.data, **attributes).result(timeout=30)
+            except Exception as exc:
+                summary.failed += 1
+                on_progress(letter, f"failed: {type(exc).__name__}")
+                continue
+            scan.ack(letter)  # only now: the republish is confirmed
+            summary.replayed += 1
+            audit.info(
+                "replayed",
+                extra={
+                    "json_fields": {
+                        "event": "dlq.replay",
+                        "dead_letter_message_id": letter.message_id,
+                        "new_message_id": new_id,
+                        "event_id": letter.attributes.get("ce-id"),
+                        "reason": letter.reason,
+                        "source": letter.source,
+                        "replay_count": attributes["hookpipe-replay-count"],
+                        "replayed_at": now.isoformat(),
+                    }
+                },
+            )
+            on_progress(letter, f"replayed as {new_id}")
+    finally:
+        scan.release_all()
+    return summary
