@@ -20,7 +20,12 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from hookpipe.cli.deadletters import DeadLetter, Filters, replay_attributes
 
 PULL_BATCH = 100
-HOLD_SECONDS = 120
+# An empty subscription answers a pull only when this runs out: it ends every scan.
+PULL_WAIT_SECONDS = 2
+# How long a message stays invisible to others while an operation looks at it. Kept short and
+# renewed while the operation runs, so messages held by a killed run reappear within this time.
+HOLD_SECONDS = 30
+RENEW_EVERY_SECONDS = 10
 audit = logging.getLogger("hookpipe.audit")
 
 
@@ -39,6 +44,20 @@ class Scan:
     limit: int
     held: dict[str, _Held] = field(default_factory=dict)
     scanned: int = 0
+    renewed_at: float = field(default_factory=time.monotonic)
+
+    def keep_holding(self) -> None:
+        """Renew the hold on everything held, at most every RENEW_EVERY_SECONDS."""
+        if time.monotonic() - self.renewed_at < RENEW_EVERY_SECONDS or not self.held:
+            return
+        ack_ids = [h.ack_id for h in self.held.values()]
+        for start in range(0, len(ack_ids), 1000):
+            self.subscriber.modify_ack_deadline(
+                subscription=self.subscription,
+                ack_ids=ack_ids[start : start + 1000],
+                ack_deadline_seconds=HOLD_SECONDS,
+            )
+        self.renewed_at = time.monotonic()
 
     def __iter__(self) -> Iterator[DeadLetter]:
         seen: set[str] = set()
@@ -47,7 +66,7 @@ class Scan:
                 response = self.subscriber.pull(
                     subscription=self.subscription,
                     max_messages=min(PULL_BATCH, self.limit - self.scanned),
-                    timeout=5,
+                    timeout=PULL_WAIT_SECONDS,
                 )
             except DeadlineExceeded:
                 return
@@ -141,6 +160,7 @@ def replay(
                 on_progress(letter, "would replay")
                 continue
             time.sleep(max(0.0, next_at - time.monotonic()))
+            scan.keep_holding()
             next_at = max(next_at, time.monotonic()) + interval
             now = datetime.now(UTC)
             attributes = replay_attributes(letter, now)
