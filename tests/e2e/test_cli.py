@@ -172,6 +172,7 @@ def test_replay_killed_mid_run_and_run_again_loses_and_duplicates_nothing(
             break
     slow.wait(30)
     assert replayed == 3
+
     # Run again, as an operator would, until every event has landed: messages the killed run was
     # holding reappear once its 30 s hold lapses.
     def all_landed() -> bool:
