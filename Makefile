@@ -9,7 +9,7 @@ PYTHON313 = $(shell scripts/find-python313)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test lint typecheck pytest bench-ingest bench-worker lock \
+.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker lock \
         bigquery-emulator-lock clean
 
 help: ## Show the targets
@@ -36,7 +36,13 @@ typecheck: install ## mypy --strict on all source
 pytest: install ## The test suite alone (starts and stops the local stack itself)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest ## Everything CI runs: lint, types, unit, integration, end-to-end, fault and fuzz suites
+CHECKOV_VERSION := 3.3.30
+
+infra-check: install ## checkov on infra/terraform: zero findings (skips carry their reason inline)
+	@py="$(PYTHON313)"; uvx -q --python "$$py" --from "checkov==$(CHECKOV_VERSION)" checkov \
+	  -d infra/terraform --framework terraform --quiet --compact --skip-download
+
+test: lint typecheck infra-check pytest ## Everything CI runs: lint, types, checkov, unit, e2e, fault and fuzz suites
 
 bench-ingest: install ## Ingest throughput/latency vs the emulator's publish ceiling and a naive baseline
 	$(PY) -m benchmarks.ingest

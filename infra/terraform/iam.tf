@@ -1,0 +1,118 @@
+# One service account per role, each with only what it needs. No roles/editor, no keys.
+
+resource "google_service_account" "ingest" {
+  account_id   = "hookpipe-ingest"
+  display_name = "hookpipe ingest (Cloud Run)"
+}
+
+resource "google_service_account" "worker" {
+  account_id   = "hookpipe-worker"
+  display_name = "hookpipe worker (Cloud Run)"
+}
+
+resource "google_service_account" "push" {
+  account_id   = "hookpipe-push"
+  display_name = "hookpipe Pub/Sub push identity (invokes the worker)"
+}
+
+resource "google_service_account" "ci" {
+  account_id   = "hookpipe-ci"
+  display_name = "hookpipe GitHub Actions deployer (Workload Identity Federation)"
+}
+
+# ingest: publish to the events topic, read its metadata for /readyz, read its own secrets.
+resource "google_pubsub_topic_iam_member" "ingest_publishes" {
+  topic  = google_pubsub_topic.events.id
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.ingest.member
+}
+
+resource "google_pubsub_topic_iam_member" "ingest_checks_topic" {
+  topic  = google_pubsub_topic.events.id
+  role   = "roles/pubsub.viewer"
+  member = google_service_account.ingest.member
+}
+
+# worker: write rows to the dataset, run insert jobs, publish dead letters, read the DB secret.
+resource "google_bigquery_dataset_iam_member" "worker_writes_rows" {
+  dataset_id = google_bigquery_dataset.hookpipe.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = google_service_account.worker.member
+}
+
+resource "google_project_iam_member" "worker_runs_jobs" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = google_service_account.worker.member
+}
+
+resource "google_pubsub_topic_iam_member" "worker_publishes_dead_letters" {
+  topic  = google_pubsub_topic.dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.worker.member
+}
+
+# push: may invoke the worker, nothing else.
+resource "google_cloud_run_v2_service_iam_member" "push_invokes_worker" {
+  name     = google_cloud_run_v2_service.worker.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = google_service_account.push.member
+}
+
+# Pub/Sub mints the push identity's OIDC tokens.
+resource "google_service_account_iam_member" "agent_mints_push_tokens" {
+  service_account_id = google_service_account.push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
+}
+
+# CI: deploy revisions, act as the two runtime accounts only, push images.
+resource "google_project_iam_member" "ci_deploys" {
+  project = var.project_id
+  role    = "roles/run.admin"
+  member  = google_service_account.ci.member
+}
+
+resource "google_service_account_iam_member" "ci_acts_as_runtime" {
+  for_each           = { ingest = google_service_account.ingest.name, worker = google_service_account.worker.name }
+  service_account_id = each.value
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.ci.member
+}
+
+resource "google_artifact_registry_repository_iam_member" "ci_pushes_images" {
+  repository = google_artifact_registry_repository.images.name
+  location   = var.region
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.ci.member
+}
+
+# Workload Identity Federation: GitHub Actions of this repository only, no keys.
+resource "google_iam_workload_identity_pool" "github" {
+  workload_identity_pool_id = "github"
+  display_name              = "GitHub Actions"
+}
+
+resource "google_iam_workload_identity_pool_provider" "github" {
+  workload_identity_pool_id          = google_iam_workload_identity_pool.github.workload_identity_pool_id
+  workload_identity_pool_provider_id = "github"
+  display_name                       = "GitHub OIDC"
+  attribute_mapping = {
+    "google.subject"       = "assertion.sub"
+    "attribute.repository" = "assertion.repository"
+    "attribute.ref"        = "assertion.ref"
+  }
+  # Only jobs of this repository running in its protected "production" environment (deploy,
+  # rollback, terraform apply) may exchange their token.
+  attribute_condition = "assertion.sub == 'repo:${var.github_owner}/${var.github_repo}:environment:production'"
+  oidc {
+    issuer_uri = "https://token.actions.githubusercontent.com"
+  }
+}
+
+resource "google_service_account_iam_member" "github_impersonates_ci" {
+  service_account_id = google_service_account.ci.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "principalSet://iam.googleapis.com/${google_iam_workload_identity_pool.github.name}/attribute.repository/${var.github_owner}/${var.github_repo}"
+}

@@ -1,0 +1,15 @@
+# The settings files the local stack and the hookpipe CLI read too: Terraform reads the same
+# files, so topology, subscription settings and the BigQuery schema cannot drift between them.
+locals {
+  topology   = jsondecode(file("${path.module}/../pubsub/subscriptions.json"))
+  push_sub   = local.topology.subscriptions["worker-push"]
+  dlq_sub    = local.topology.subscriptions["dead-letter-pull"]
+  bq_tables  = jsondecode(file("${path.module}/../bigquery/tables.json"))
+  raw_schema = file("${path.module}/../bigquery/${local.bq_tables.raw_table.schema_file}")
+
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # Cloud Run's deterministic URL, known before the service exists: the push endpoint and the
+  # audience the worker verifies are the same string.
+  worker_url      = "https://hookpipe-worker-${data.google_project.this.number}.${var.region}.run.app"
+  worker_push_url = "${local.worker_url}${local.push_sub.push_path}"
+}
