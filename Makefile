@@ -37,10 +37,13 @@ pytest: install ## The test suite alone (starts and stops the local stack itself
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 CHECKOV_VERSION := 3.3.30
+ZIZMOR_VERSION := 1.32.0
 
-infra-check: install ## checkov on infra/terraform: zero findings (skips carry their reason inline)
+# actionlint is not run: its PyPI package downloads the binary from GitHub while it builds.
+infra-check: install ## checkov on infra/terraform and zizmor on the workflows: zero findings
 	@py="$(PYTHON313)"; uvx -q --python "$$py" --from "checkov==$(CHECKOV_VERSION)" checkov \
 	  -d infra/terraform --framework terraform --quiet --compact --skip-download
+	@py="$(PYTHON313)"; uvx -q --python "$$py" "zizmor==$(ZIZMOR_VERSION)" --offline .github/workflows
 
 test: lint typecheck infra-check pytest ## Everything CI runs: lint, types, checkov, unit, e2e, fault and fuzz suites
 
