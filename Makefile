@@ -9,7 +9,8 @@ PYTHON313 = $(shell scripts/find-python313)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker lock \
+.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker \
+        bench-bigquery lock \
         bigquery-emulator-lock clean
 
 help: ## Show the targets
@@ -52,6 +53,9 @@ bench-ingest: install ## Ingest throughput/latency vs the emulator's publish cei
 
 bench-worker: install ## Worker throughput/latency with group commit vs one write per message
 	$(PY) -m benchmarks.worker
+
+bench-bigquery: install ## insertAll against the Storage Write API on the BigQuery emulator
+	$(PY) -m benchmarks.bigquery_write
 
 lock: ## Re-resolve uv.lock after changing a pyproject.toml
 	UV_PYTHON="$(PYTHON313)" uv lock
