@@ -27,6 +27,7 @@ class Run:
     accepted: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> body
     poison: dict[str, str] = field(default_factory=dict)  # id or marker -> expected error class
     newest_status: dict[str, str] = field(default_factory=dict)  # lead id -> status
+    dead_letters: dict[str, dict[str, str]] = field(default_factory=dict)  # filled by check()
 
 
 def _drain_dead_letters(stack: StackHandle, run: Run, timeout: float) -> dict[str, dict[str, str]]:
@@ -70,6 +71,7 @@ def check(stack: StackHandle, run: Run, timeout: float = 180.0) -> dict[str, int
     good = [i for i in run.accepted if i not in run.poison]
     stack.wait_committed(good, timeout=timeout)
     dead = _drain_dead_letters(stack, run, timeout)
+    run.dead_letters.update(dead)
 
     pg = stack.pg("SELECT event_id FROM hookpipe.events WHERE event_id = ANY(%s)", [good])
     raw = stack.bq_rows("raw_events", good)

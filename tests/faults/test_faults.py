@@ -138,11 +138,15 @@ def test_duplicates_and_out_of_order_redeliveries(stack: StackHandle) -> None:
 
 def test_poison_messages_are_dead_lettered_with_their_reason(stack: StackHandle) -> None:
     run = Run("poison")
-    good = [lead() for _ in range(WEBHOOKS - 20)]
+    good = [lead() for _ in range(WEBHOOKS - 25)]
     poison_bodies = {
         "RowRejected": [lead(note="NUL \u0000 Postgres cannot store") for _ in range(5)],
         "MappingError": [lead(lp_timestamp="yesterday") for _ in range(5)],
     }
+    # Postgres stores this price (numeric is unbounded) but BigQuery's NUMERIC refuses it per
+    # row: the worker must take its Postgres row back before committing, and dead-letter it.
+    too_big = [lead(lp_sold_price="1e40") for _ in range(5)]
+    poison_bodies["RowRejected"] += too_big
     everything = good + [b for group in poison_bodies.values() for b in group]
     random.Random(11).shuffle(everything)
     send(stack, run, everything)
@@ -174,3 +178,14 @@ def test_poison_messages_are_dead_lettered_with_their_reason(stack: StackHandle)
     publisher.stop()
     run.sent += 10
     check(stack, run)
+    too_big_requests = {b["lp_request_uuid"] for b in too_big}
+    rejected_by_bigquery = [
+        run.dead_letters[i]
+        for i, body in run.accepted.items()
+        if body["lp_request_uuid"] in too_big_requests
+    ]
+    assert len(rejected_by_bigquery) == len(too_big)
+    assert all(
+        a["hookpipe-error-message"].startswith("bigquery rejected the row: sold_price")
+        for a in rejected_by_bigquery
+    )
