@@ -197,3 +197,22 @@ def test_routes(writer: FakeWriter, dead: FakeDeadLetters) -> None:
     assert client.get("/readyz").status_code == 200
     assert client.get("/pubsub/push").status_code == 405
     assert client.post("/elsewhere").status_code == 404
+
+
+def test_dead_letter_reason_attributes_keep_the_first_message_id() -> None:
+    from hookpipe_worker.deadletter import reason_attributes
+
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    first = Delivery(b"", {}, message_id="m-1", delivery_attempt=3)
+    attrs = reason_attributes(first, RowRejected("postgres", "bad"), "rev-7", now)
+    assert attrs == {
+        "hookpipe-error-class": "RowRejected",
+        "hookpipe-error-message": "postgres rejected the row: bad",
+        "hookpipe-worker-revision": "rev-7",
+        "hookpipe-first-failure-time": "2026-11-26T00:00:00Z",
+        "hookpipe-delivery-attempt": "3",
+        "hookpipe-original-message-id": "m-1",
+    }
+    replayed = Delivery(b"", {"hookpipe-original-message-id": "m-1"}, message_id="m-9")
+    again = reason_attributes(replayed, RowRejected("postgres", "bad"), "rev-8", now)
+    assert again["hookpipe-original-message-id"] == "m-1"

@@ -46,8 +46,10 @@ def reason_attributes(
     }
     if delivery.delivery_attempt is not None:
         attributes["hookpipe-delivery-attempt"] = str(delivery.delivery_attempt)
-    if delivery.message_id:
-        attributes["hookpipe-original-message-id"] = delivery.message_id
+    # A replayed message that fails again keeps pointing at the first message of its history.
+    original = delivery.attributes.get("hookpipe-original-message-id") or delivery.message_id
+    if original:
+        attributes["hookpipe-original-message-id"] = original
     return attributes
 
 
