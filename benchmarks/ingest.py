@@ -148,7 +148,7 @@ def main() -> int:
         "BENCH_TOPIC": topic,
         "BENCH_TOKEN": TOKEN,
     }
-    results: dict[str, str] = {}
+    started_processes: list[ManagedProcess] = []  # stopped whatever happens
     try:
         publish_ceiling(topic, 2000)  # warm-up
         ceiling = publish_ceiling(topic, args.requests)
@@ -156,11 +156,13 @@ def main() -> int:
         trivial, trivial_port = start_function(
             state, env, "trivial", "trivial_function.py", "--asgi", ready_status=202
         )
+        started_processes.append(trivial)
         load(trivial_port, "/", 1000, args.concurrency, 40_000_000)  # warm-up
         http_ceiling = load(trivial_port, "/", args.requests, args.concurrency, 50_000_000)
         trivial.stop()
 
         naive, naive_port = start_function(state, env, "naive", "naive_ingest.py", ready_status=401)
+        started_processes.append(naive)
         load(naive_port, "/", 500, args.concurrency, 10_000_000)  # warm-up
         baseline = load(naive_port, "/", args.baseline_requests, args.concurrency, 20_000_000)
         naive.stop()
@@ -169,6 +171,7 @@ def main() -> int:
         started = time.perf_counter()
         service.start()
         assert service.process is not None
+        started_processes.append(service.process)
         service.process.wait_ready(lambda: status("GET", f"{service.url}/readyz") == 200, 60)
         startup = time.perf_counter() - started
         load(service.port, "/webhooks/leadprosper", 1000, args.concurrency, 30_000_000)
@@ -176,6 +179,8 @@ def main() -> int:
         rss = rss_mb([service.process.pid]) if service.process.pid else float("nan")
         service.stop()
     finally:
+        for process in started_processes:
+            process.stop()
         subscriber.close()
         publisher.stop()
         pubsub.stop()
@@ -199,7 +204,6 @@ def main() -> int:
 - ingest RSS after the run (gunicorn master + worker): **{rss:.0f} MB** (target < 200 MB)
 - ingest start-up to ready (`/readyz` 200): **{startup:.2f} s**
 """)
-    del results
     return 0
 
 
