@@ -154,9 +154,11 @@ def main() -> int:
             for name, env, total in variants:
                 service = PythonService("worker", stack.state_dir, {**stack.service_env(), **env})
                 service.start()
-                measure(service, 300, args.concurrency)  # warm-up: pool, clients, caches
-                result, rss = measure(service, total, args.concurrency)
-                service.stop()
+                try:
+                    measure(service, 300, args.concurrency)  # warm-up: pool, clients, caches
+                    result, rss = measure(service, total, args.concurrency)
+                finally:
+                    service.stop()
                 if name in results:
                     pooled, peak = results[name]
                     pooled.latencies += result.latencies
