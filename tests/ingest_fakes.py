@@ -33,9 +33,6 @@ class RecordingPublisher:
     async def ready(self) -> bool:
         return not self.fail
 
-    def close(self) -> None:
-        pass
-
 
 def ingest_app(publisher: RecordingPublisher) -> IngestApp:
     settings = IngestSettings(project_id="test", sources_file=REPO / "infra/sources.toml")

@@ -29,7 +29,6 @@ from hookpipe_ingest.auth import WebhookRequest
 from hookpipe_ingest.errors import (
     MethodNotAllowed,
     PayloadTooLarge,
-    RequestRejected,
     Unavailable,
     UnknownSource,
     status_for,
@@ -136,13 +135,9 @@ class IngestApp:
             event = accept(source, webhook, traceparent)
             outcome.event_id = event.id
             await self.publisher.publish(event)
-        except RequestRejected as exc:
-            outcome.status, outcome.outcome, outcome.reason = status_for(exc), "rejected", str(exc)
-        except HookpipeError as exc:
-            outcome.status, outcome.outcome, outcome.reason = status_for(exc), "rejected", str(exc)
-            if isinstance(exc, Unavailable):
-                outcome.outcome = "unavailable"
-            outcome.error = exc
+        except HookpipeError as exc:  # every deliberate refusal: its message is for the sender
+            outcome.status, outcome.reason, outcome.error = status_for(exc), str(exc), exc
+            outcome.outcome = "unavailable" if isinstance(exc, Unavailable) else "rejected"
         except Exception as exc:
             outcome.status, outcome.outcome, outcome.reason = 500, "error", type(exc).__name__
             outcome.error = exc
@@ -158,17 +153,10 @@ class IngestApp:
             headers["Retry-After"] = str(outcome.error.retry_after_seconds)
         if outcome.status == 405:
             headers["Allow"] = "POST"
-        message = (
-            outcome.reason if outcome.status < 500 or outcome.error is None else "internal error"
-        )
-        if isinstance(outcome.error, Unavailable):
-            message = str(outcome.error)
+        # Our own errors explain themselves; an unexpected one is not described to the sender.
+        message = outcome.reason if isinstance(outcome.error, HookpipeError) else "internal error"
         body: dict[str, Any] = {"error": message, "status": outcome.status}
         return JSONResponse(body, status_code=outcome.status, headers=headers)
-
-    def close(self) -> None:
-        if self._publisher is not None:
-            self._publisher.close()
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -45,8 +45,6 @@ class EventPublisher(Protocol):
         """Whether the topic is reachable now."""
         ...
 
-    def close(self) -> None: ...
-
 
 def _message_size(message: PubsubMessage) -> int:
     return len(message.data) + sum(len(k) + len(v) for k, v in message.attributes.items()) + 64
@@ -129,8 +127,3 @@ class PubSubPublisher:
         except (GoogleAPICallError, RetryError):
             return False
         return True
-
-    def close(self) -> None:
-        # Nothing to flush here: every queued message has a request waiting on it, and the
-        # server drains requests before the process exits.
-        return None

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hookpipe.event import WebhookEvent, event_id, to_message
 from hookpipe_worker.app import Adapters, WorkerApp, create_app
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import PushUnauthorized, RowRejected, SinkUnavailable, WorkerError
@@ -19,6 +16,8 @@ from hookpipe_worker.settings import WorkerSettings
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
+
+from tests.events import event_envelope, push_envelope
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,33 +75,9 @@ def _app(writer: FakeWriter, dead: FakeDeadLetters, **kwargs: object) -> TestCli
         batch_max_delay_ms=0,
     )
     app: WorkerApp = create_app(
-        settings, adapters_factory=lambda: Adapters(writer, dead, _noop, _noop, _ready), **kwargs
+        settings, adapters_factory=lambda: Adapters(writer, dead, _noop, _ready), **kwargs
     )  # type: ignore[arg-type]
     return TestClient(Starlette(routes=[Route("/{p:path}", app.handle, methods=["GET", "POST"])]))
-
-
-def _push(data: bytes, attributes: dict[str, str], message_id: str = "m-1") -> dict[str, object]:
-    return {
-        "message": {
-            "data": base64.b64encode(data).decode(),
-            "attributes": attributes,
-            "messageId": message_id,
-        },
-        "subscription": "projects/p/subscriptions/s",
-        "deliveryAttempt": 2,
-    }
-
-
-def _event(body: dict[str, object], source: str = "leadprosper") -> dict[str, object]:
-    event = WebhookEvent(
-        event_id(source, json.dumps(body)),
-        source,
-        "t",
-        datetime(2026, 11, 26, tzinfo=UTC),
-        "application/json",
-        json.dumps(body).encode(),
-    )
-    return _push(*to_message(event))
 
 
 @pytest.fixture
@@ -116,7 +91,7 @@ def dead() -> FakeDeadLetters:
 
 
 def test_committed_push_is_204(writer: FakeWriter, dead: FakeDeadLetters) -> None:
-    response = _app(writer, dead).post("/pubsub/push", json=_event({"lp_lead_id": "1"}))
+    response = _app(writer, dead).post("/pubsub/push", json=event_envelope({"lp_lead_id": "1"}))
     assert response.status_code == 204
     assert len(writer.committed) == 1
     assert dead.published == []
@@ -126,9 +101,9 @@ def test_committed_push_is_204(writer: FakeWriter, dead: FakeDeadLetters) -> Non
     ("envelope", "error_class"),
     [
         ({"message": {"data": "%%%"}}, "UndecodableDelivery"),
-        (_push(b"{}", {"ce-id": "x"}), "EnvelopeError"),
-        (_event({"lp_lead_id": "1"}, source="unconfigured"), "UnknownSource"),
-        (_event({"lp_timestamp": "yesterday"}), "MappingError"),
+        (push_envelope(b"{}", {"ce-id": "x"}), "EnvelopeError"),
+        (event_envelope({"lp_lead_id": "1"}, source="unconfigured"), "UnknownSource"),
+        (event_envelope({"lp_timestamp": "yesterday"}), "MappingError"),
     ],
 )
 def test_permanent_failures_are_dead_lettered_then_acked(
@@ -151,7 +126,7 @@ def test_undecodable_push_keeps_the_raw_body_for_the_dead_letter(
 def test_a_row_a_sink_rejects_is_dead_lettered_with_the_delivery(
     writer: FakeWriter, dead: FakeDeadLetters
 ) -> None:
-    envelope = _event({"lp_lead_id": "poison"})
+    envelope = event_envelope({"lp_lead_id": "poison"})
     writer.reject.add(envelope["message"]["attributes"]["ce-id"])  # type: ignore[index]
     response = _app(writer, dead).post("/pubsub/push", json=envelope)
     assert response.status_code == 204
@@ -176,7 +151,7 @@ def test_transient_and_unexpected_failures_are_retried(
     writer: FakeWriter, dead: FakeDeadLetters, error: Exception, status: int
 ) -> None:
     writer.fail_with = error  # type: ignore[assignment]
-    response = _app(writer, dead).post("/pubsub/push", json=_event({"lp_lead_id": "1"}))
+    response = _app(writer, dead).post("/pubsub/push", json=event_envelope({"lp_lead_id": "1"}))
     assert response.status_code == status
     assert dead.published == []
 
@@ -185,7 +160,7 @@ def test_unauthenticated_push_is_refused_before_anything(
     writer: FakeWriter, dead: FakeDeadLetters
 ) -> None:
     response = _app(writer, dead, push_auth=DenyAll()).post(
-        "/pubsub/push", json=_event({"lp_lead_id": "1"})
+        "/pubsub/push", json=event_envelope({"lp_lead_id": "1"})
     )
     assert response.status_code == 403
     assert (writer.committed, dead.published) == ([], [])

@@ -55,7 +55,6 @@ class Adapters:
     writer: RowWriter
     dead_letters: DeadLetterSink
     open: Callable[[], Awaitable[None]]
-    close: Callable[[], Awaitable[None]]
     ready: Callable[[], Awaitable[bool]]
 
 
@@ -245,12 +244,6 @@ class WorkerApp:
             outcome.error = exc
         return outcome, trace
 
-    async def close(self) -> None:
-        if self._committer is not None:
-            await self._committer.close()
-        if self._adapters is not None:
-            await self._adapters.close()
-
 
 def _default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfig]) -> Adapters:
     from google.auth.credentials import AnonymousCredentials
@@ -283,16 +276,11 @@ def _default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConf
         # from answering (503) and dead-lettering.
         await pool.open(wait=False)
 
-    async def close() -> None:
-        await pool.close()
-        dead_letters.close()
-        bq_client.close()
-
     async def ready() -> bool:
         return await postgres.ready()
 
     writer = BatchWriter(postgres, bq, sources)
-    return Adapters(writer, dead_letters, open_, close, ready)
+    return Adapters(writer, dead_letters, open_, ready)
 
 
 def create_app(

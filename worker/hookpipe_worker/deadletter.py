@@ -76,6 +76,3 @@ class PubSubDeadLetters:
             return str(await asyncio.wait_for(asyncio.wrap_future(future), self._timeout))
         except (TimeoutError, GoogleAPICallError, RetryError, ValueError) as exc2:
             raise SinkUnavailable(f"dead-letter publish failed: {type(exc2).__name__}") from None
-
-    def close(self) -> None:
-        self._client.stop()

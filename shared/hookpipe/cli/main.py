@@ -90,15 +90,20 @@ def _age(seconds: float) -> str:
 
 
 # -- dlq ---------------------------------------------------------------------------------------
-def dlq_stats(args: argparse.Namespace) -> int:
+def _dead_letters(args: argparse.Namespace) -> list[DeadLetter]:
+    """The dead letters the filters select; looked at, then released."""
     topology = _topology(args)
     subscriber = SubscriberClient()
     try:
-        letters = dlq.collect(
+        return dlq.collect(
             subscriber, _dlq_subscription(args, topology), _filters(args), args.scan_limit
         )
     finally:
         subscriber.close()
+
+
+def dlq_stats(args: argparse.Namespace) -> int:
+    letters = _dead_letters(args)
     now = datetime.now(UTC)
     ages = [letter.age(now).total_seconds() for letter in letters]
     buckets = Counter(
@@ -132,14 +137,7 @@ def dlq_stats(args: argparse.Namespace) -> int:
 
 
 def dlq_peek(args: argparse.Namespace) -> int:
-    topology = _topology(args)
-    subscriber = SubscriberClient()
-    try:
-        letters = dlq.collect(
-            subscriber, _dlq_subscription(args, topology), _filters(args), args.scan_limit
-        )[: args.limit]
-    finally:
-        subscriber.close()
+    letters = _dead_letters(args)[: args.limit]
 
     def render() -> None:
         table = Table(title=f"{len(letters)} dead letters (released, not consumed)")
