@@ -129,38 +129,50 @@ class StackHandle:
     def subscriber(self) -> SubscriberClient:
         return SubscriberClient()
 
-    def dead_letters(
-        self, match: Callable[[dict[str, str], bytes], bool], expected: int, timeout: float = 60.0
+    def take_dead_letters(
+        self,
+        match: Callable[[dict[str, str], bytes], bool],
+        enough: Callable[[list[tuple[dict[str, str], bytes]]], bool],
+        *,
+        timeout: float = 60.0,
+        settle_pulls: int = 0,
     ) -> list[tuple[dict[str, str], bytes]]:
-        """Pull the dead-letter subscription until ``expected`` matching messages arrived; ack
-        those, release (nack) everything else for other tests."""
+        """Pull the dead-letter subscription, acking the messages ``match`` accepts and releasing
+        the rest for other tests, until ``enough`` holds for what was taken and then
+        ``settle_pulls`` more pulls brought nothing of ours (so extras would be seen too)."""
         sub = SubscriberClient()
         path = sub.subscription_path(self.project_id, "hookpipe-dead-letter-pull")
         found: list[tuple[dict[str, str], bytes]] = []
+        quiet_pulls = 0
         deadline = time.monotonic() + timeout
         try:
-            while len(found) < expected and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
                 try:
-                    response = sub.pull(subscription=path, max_messages=100, timeout=5)
+                    received = sub.pull(
+                        subscription=path, max_messages=500, timeout=3
+                    ).received_messages
                 except DeadlineExceeded:
-                    continue
+                    received = []
                 ours, others = [], []
-                for received in response.received_messages:
-                    attrs = dict(received.message.attributes)
-                    if match(attrs, received.message.data):
-                        found.append((attrs, received.message.data))
-                        ours.append(received.ack_id)
+                for message in received:
+                    attrs = dict(message.message.attributes)
+                    if match(attrs, message.message.data):
+                        found.append((attrs, message.message.data))
+                        ours.append(message.ack_id)
                     else:
-                        others.append(received.ack_id)
+                        others.append(message.ack_id)
                 if ours:
                     sub.acknowledge(subscription=path, ack_ids=ours)
                 if others:
                     sub.modify_ack_deadline(
                         subscription=path, ack_ids=others, ack_deadline_seconds=0
                     )
+                if enough(found):
+                    quiet_pulls = 0 if ours else quiet_pulls + 1
+                    if quiet_pulls >= settle_pulls:
+                        break
         finally:
             sub.close()
-        assert len(found) >= expected, f"{len(found)}/{expected} dead letters after {timeout} s"
         return found
 
     def close(self) -> None:

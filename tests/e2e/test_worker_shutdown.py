@@ -3,40 +3,17 @@ rather than when its batch would have filled, and answers those pushes with thei
 
 from __future__ import annotations
 
-import base64
-import json
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import httpx
 import pytest
-from hookpipe.event import WebhookEvent, event_id, to_message
 from hookpipe_devstack.services import PythonService
 
+from tests.events import event_envelope
 from tests.support import StackHandle, lead, wait_for
 
 pytestmark = pytest.mark.stack
-
-
-def _envelope(body: dict[str, object]) -> dict[str, object]:
-    event = WebhookEvent(
-        event_id("leadprosper", json.dumps(body)),
-        "leadprosper",
-        "t",
-        datetime.now(UTC),
-        "application/json",
-        json.dumps(body).encode(),
-    )
-    data, attributes = to_message(event)
-    return {
-        "message": {
-            "data": base64.b64encode(data).decode(),
-            "attributes": attributes,
-            "messageId": event.id,
-        },
-        "subscription": "s",
-    }
 
 
 def test_sigterm_commits_queued_pushes_and_refuses_new_ones(stack: StackHandle) -> None:
@@ -47,7 +24,7 @@ def test_sigterm_commits_queued_pushes_and_refuses_new_ones(stack: StackHandle) 
         {**stack.stack.service_env(), "HOOKPIPE_BATCH_MAX_DELAY_MS": "5000"},
     )
     worker.start()
-    envelopes = [_envelope(lead()) for _ in range(3)]
+    envelopes = [event_envelope(lead()) for _ in range(3)]
     ids = [e["message"]["attributes"]["ce-id"] for e in envelopes]  # type: ignore[index]
     client = httpx.Client(timeout=3)
     try:
@@ -68,7 +45,7 @@ def test_sigterm_commits_queued_pushes_and_refuses_new_ones(stack: StackHandle) 
         assert statuses == [204, 204, 204]
         assert set(stack.pg_events(ids)) == set(ids)
         try:
-            late = client.post(f"{worker.url}/pubsub/push", json=_envelope(lead())).status_code
+            late = client.post(f"{worker.url}/pubsub/push", json=event_envelope(lead())).status_code
         except httpx.TransportError:
             late = None  # already closed: Pub/Sub redelivers elsewhere
         assert late in (503, None)

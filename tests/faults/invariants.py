@@ -7,13 +7,9 @@ message is in the dead-letter subscription with its reason; nothing else of the 
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
-
-from google.api_core.exceptions import DeadlineExceeded
-from google.cloud.pubsub_v1 import SubscriberClient
 
 from tests.support import StackHandle
 
@@ -30,47 +26,21 @@ class Run:
     dead_letters: dict[str, dict[str, str]] = field(default_factory=dict)  # filled by check()
 
 
-def _drain_dead_letters(stack: StackHandle, run: Run, timeout: float) -> dict[str, dict[str, str]]:
-    """Pull the dead-letter subscription until every poison of the run is there (ack those of the
-    run, release the rest) and a little longer, so that extras would be seen too."""
-    sub = SubscriberClient()
-    path = sub.subscription_path(stack.project_id, "hookpipe-dead-letter-pull")
-    found: dict[str, dict[str, str]] = {}
-    ours = set(run.accepted) | set(run.poison)
-    deadline = time.monotonic() + timeout
-    empty_pulls_after_complete = 0
-    try:
-        while time.monotonic() < deadline:
-            try:
-                response = sub.pull(subscription=path, max_messages=500, timeout=3)
-            except DeadlineExceeded:
-                response = None
-            mine, others = [], []
-            for received in response.received_messages if response else []:
-                attrs = dict(received.message.attributes)
-                key = attrs.get("ce-id") or attrs.get("test-marker")
-                if key in ours:
-                    found[key] = attrs
-                    mine.append(received.ack_id)
-                else:
-                    others.append(received.ack_id)
-            if mine:
-                sub.acknowledge(subscription=path, ack_ids=mine)
-            if others:
-                sub.modify_ack_deadline(subscription=path, ack_ids=others, ack_deadline_seconds=0)
-            if set(run.poison) <= set(found):
-                empty_pulls_after_complete += 0 if mine else 1
-                if empty_pulls_after_complete >= 2:
-                    break
-    finally:
-        sub.close()
-    return found
-
-
 def check(stack: StackHandle, run: Run, timeout: float = 180.0) -> dict[str, int]:
     good = [i for i in run.accepted if i not in run.poison]
     stack.wait_committed(good, timeout=timeout)
-    dead = _drain_dead_letters(stack, run, timeout)
+    ours = set(run.accepted) | set(run.poison)
+
+    def key(attrs: dict[str, str]) -> str | None:
+        return attrs.get("ce-id") or attrs.get("test-marker")
+
+    taken = stack.take_dead_letters(
+        lambda attrs, _: key(attrs) in ours,
+        lambda found: set(run.poison) <= {key(a) for a, _ in found},
+        timeout=timeout,
+        settle_pulls=2,
+    )
+    dead = {str(key(attrs)): attrs for attrs, _ in taken}
     run.dead_letters.update(dead)
 
     pg = stack.pg("SELECT event_id FROM hookpipe.events WHERE event_id = ANY(%s)", [good])

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
-from google.protobuf import duration_pb2, field_mask_pb2
+from hookpipe.cli import subscriptions as subs
 
 from tests.faults.invariants import Run, check
 from tests.support import StackHandle, lead
@@ -29,20 +29,26 @@ def patient_retries(stack: StackHandle) -> Iterator[None]:
     """Faults here last ~10 s; the local profile's 5 fast attempts would dead-letter healthy
     messages. Give the push subscription production-like patience for this module, then put the
     file's settings back."""
+    name = "hookpipe-worker-push"
     sub = SubscriberClient()
-    path = sub.subscription_path(stack.project_id, "hookpipe-worker-push")
-    before = sub.get_subscription(subscription=path)
-    patient = type(before)(name=path)
-    patient.retry_policy.minimum_backoff = duration_pb2.Duration(seconds=1)
-    patient.retry_policy.maximum_backoff = duration_pb2.Duration(seconds=4)
-    patient.dead_letter_policy.dead_letter_topic = before.dead_letter_policy.dead_letter_topic
-    patient.dead_letter_policy.max_delivery_attempts = 30
-    mask = field_mask_pb2.FieldMask(paths=["retry_policy", "dead_letter_policy"])
-    sub.update_subscription(subscription=patient, update_mask=mask)
+    before = subs.live_settings(
+        sub.get_subscription(subscription=sub.subscription_path(stack.project_id, name))
+    )
+    patient = {
+        **before,
+        "retry_policy.minimum_backoff_seconds": 1,
+        "retry_policy.maximum_backoff_seconds": 4,
+        "dead_letter_policy.max_delivery_attempts": 30,
+    }
+    fields = {"retry_policy.minimum_backoff_seconds", "dead_letter_policy.max_delivery_attempts"}
+    # The same update the operator CLI makes (`hookpipe subscriptions set`).
+    request, mask = subs.update_request(stack.project_id, name, patient, fields)
+    sub.update_subscription(subscription=request, update_mask=mask)
     try:
         yield
     finally:
-        sub.update_subscription(subscription=before, update_mask=mask)
+        request, mask = subs.update_request(stack.project_id, name, before, fields)
+        sub.update_subscription(subscription=request, update_mask=mask)
         sub.close()
 
 
