@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 from google.cloud.pubsub_v1 import PublisherClient
-from hookpipe.event import WebhookEvent, event_id, to_message
+from hookpipe.event import to_message
 
+from tests.events import webhook_event
 from tests.support import StackHandle, lead, wait_for
 
 pytestmark = pytest.mark.stack
@@ -64,15 +65,7 @@ def dead_lettered(stack: StackHandle) -> Iterator[list[str]]:
     topic = publisher.topic_path(stack.project_id, "hookpipe-dead-letter")
     ids = []
     for n in range(8):
-        body = json.dumps(lead()).encode()
-        event = WebhookEvent(
-            event_id("leadprosper", body.decode()),
-            "leadprosper",
-            "com.leadprosper.campaign_trigger",
-            datetime.now(UTC),
-            "application/json",
-            body,
-        )
+        event = webhook_event(lead())
         data, attributes = to_message(event)
         attributes |= {
             "hookpipe-error-class": "RowRejected",
@@ -294,3 +287,15 @@ def test_short_ack_deadline_warns_of_duplicates(stack: StackHandle, tmp_path: Pa
     path = _settings(tmp_path, ack_deadline_seconds=30)
     result = cli(stack, "subscriptions", "diff", "--file", str(path), "--profile", "local")
     assert "shorter than the worker's request timeout" in " ".join(result.stderr.split())
+
+
+def test_replay_that_cannot_republish_keeps_the_messages_and_says_so(
+    stack: StackHandle, dead_lettered: list[str]
+) -> None:
+    result = cli(
+        stack, "dlq", "replay", "--topic", "no-such-topic", "--json", *ids_filter(dead_lettered[:2])
+    )
+    assert result.returncode == 4, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["selected"], summary["replayed"], summary["failed"]) == (2, 0, 2)
+    assert cli_json(stack, "dlq", "stats", *ids_filter(dead_lettered))["total"] == 8
