@@ -3,7 +3,7 @@
 
 Exit codes: 0 done (``diff``: no differences) · 1 Pub/Sub or unexpected error · 2 invalid
 usage or settings · 3 ``diff`` found differences · 4 ``replay`` left messages it could not
-republish.
+republish · 5 ``smoke`` failed a check.
 """
 
 from __future__ import annotations
@@ -18,19 +18,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import requests
 from google.api_core.exceptions import GoogleAPICallError
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hookpipe.cli import dlq
+from hookpipe.cli import dlq, smoke
 from hookpipe.cli import subscriptions as subs
 from hookpipe.cli.deadletters import DeadLetter, Filters, parse_attribute_filters, parse_time
 from hookpipe.logging import configure_logging
 from hookpipe.topology import DEFAULT_TOPOLOGY_FILE, Topology, TopologyError, load_topology
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIFF, EXIT_REPLAY_FAILED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIFF, EXIT_REPLAY_FAILED, EXIT_SMOKE_FAILED = 0, 1, 2, 3, 4, 5
 out = Console()
 err = Console(stderr=True)
 
@@ -428,6 +429,29 @@ def _validate(spec: Any, settings: dict[str, Any]) -> None:
         ) from None
 
 
+# -- smoke -------------------------------------------------------------------------------------
+def smoke_run(args: argparse.Namespace) -> int:
+    token = os.environ.get(args.token_env)
+    if not token:
+        raise UsageError(f"set {args.token_env} to an active token of source {args.source!r}")
+    finders: list[smoke.RowFinder] = []
+    if not args.no_rows:
+        table = args.bigquery_table or f"{_project(args)}.hookpipe.raw_events"
+        finders.append(smoke.BigQueryRows(table, args.bigquery_endpoint))
+        if database_url := os.environ.get(args.database_url_env):
+            finders.append(smoke.PostgresRows(database_url))
+    target = smoke.Target(args.ingest_url, token, args.source)
+    with requests.Session() as http:
+        try:
+            for passed in smoke.run(http, target, finders, args.timeout):
+                out.print(f"[green]smoke: ok[/] {passed}")
+        except (smoke.SmokeFailed, requests.RequestException) as exc:
+            err.print(f"[red]smoke: failed[/] {exc}")
+            return EXIT_SMOKE_FAILED
+    out.print("smoke: passed")
+    return EXIT_OK
+
+
 # -- argument parsing --------------------------------------------------------------------------
 EXAMPLES = {
     "dlq stats": "hookpipe dlq stats --since 24h",
@@ -437,6 +461,7 @@ EXAMPLES = {
     "subscriptions diff": "hookpipe subscriptions diff --push-endpoint https://worker-xyz.a.run.app",
     "subscriptions apply": "hookpipe subscriptions apply --profile local",
     "subscriptions set": "hookpipe subscriptions set hookpipe-worker-push ack_deadline_seconds 120",
+    "smoke": "HOOKPIPE_SMOKE_TOKEN=… hookpipe smoke https://hookpipe-ingest-xyz.a.run.app",
 }
 
 
@@ -478,7 +503,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="hookpipe",
-        description="Operate hookpipe: dead letters and subscriptions.",
+        description="Operate hookpipe: dead letters, subscriptions and smoke tests.",
         epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -571,6 +596,41 @@ def _parser() -> argparse.ArgumentParser:
     set_cmd.add_argument("field", help=f"one of: {', '.join(subs.FIELDS)}")
     set_cmd.add_argument("value")
     set_cmd.set_defaults(run=subscriptions_set)
+
+    smoke_cmd = command(
+        groups,
+        "smoke",
+        "smoke",
+        "Health, a refused wrong token, then a token-authenticated webhook in and its row out "
+        "(BigQuery; Postgres too when the database URL variable is set). Exit code 5 on failure.",
+        [common],
+    )
+    smoke_cmd.add_argument("ingest_url", help="ingest's base URL, e.g. a tagged revision's URL")
+    smoke_cmd.add_argument("--source", default="leadprosper", help="a token-scheme source")
+    smoke_cmd.add_argument(
+        "--token-env",
+        default="HOOKPIPE_SMOKE_TOKEN",
+        help="variable holding the source's token (default: HOOKPIPE_SMOKE_TOKEN)",
+    )
+    smoke_cmd.add_argument(
+        "--bigquery-table", help="raw events table (default: PROJECT.hookpipe.raw_events)"
+    )
+    smoke_cmd.add_argument(
+        "--bigquery-endpoint",
+        default=os.environ.get("HOOKPIPE_BIGQUERY_ENDPOINT"),
+        help="BigQuery emulator URL (default: $HOOKPIPE_BIGQUERY_ENDPOINT; unset in the cloud)",
+    )
+    smoke_cmd.add_argument(
+        "--database-url-env",
+        default="HOOKPIPE_SMOKE_DATABASE_URL",
+        help="variable holding a Postgres URL to look for the row in too (default: "
+        "HOOKPIPE_SMOKE_DATABASE_URL; unset: BigQuery only)",
+    )
+    smoke_cmd.add_argument(
+        "--timeout", type=float, default=90.0, help="seconds to wait for the row (default 90)"
+    )
+    smoke_cmd.add_argument("--no-rows", action="store_true", help="skip the row-out check")
+    smoke_cmd.set_defaults(run=smoke_run)
     return parser
 
 
