@@ -20,6 +20,11 @@ resource "google_service_account" "ci" {
   display_name = "hookpipe GitHub Actions deployer (Workload Identity Federation)"
 }
 
+resource "google_service_account" "plan" {
+  account_id   = "hookpipe-tf-plan"
+  display_name = "hookpipe terraform plan on pull requests (read-only)"
+}
+
 # ingest: publish to the events topic, read its metadata for /readyz, read its own secrets.
 resource "google_pubsub_topic_iam_member" "ingest_publishes" {
   topic  = google_pubsub_topic.events.id
@@ -88,6 +93,41 @@ resource "google_artifact_registry_repository_iam_member" "ci_pushes_images" {
   member     = google_service_account.ci.member
 }
 
+# CI's smoke test (`hookpipe smoke`) reads the row it sent back out of BigQuery.
+resource "google_bigquery_dataset_iam_member" "ci_reads_smoke_rows" {
+  dataset_id = google_bigquery_dataset.hookpipe.dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = google_service_account.ci.member
+}
+
+resource "google_project_iam_member" "ci_runs_smoke_queries" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = google_service_account.ci.member
+}
+
+# plan: reads the configuration of everything this module manages, and its state (plans on pull
+# requests run with -lock=false, so no write on the bucket). Viewer roles per service rather than
+# roles/viewer, which would also let pull requests read BigQuery rows.
+resource "google_project_iam_member" "plan_reads_configuration" {
+  for_each = toset([
+    "roles/browser", "roles/serviceusage.serviceUsageViewer", "roles/iam.securityReviewer",
+    "roles/iam.workloadIdentityPoolViewer", "roles/run.viewer", "roles/pubsub.viewer",
+    "roles/bigquery.metadataViewer", "roles/secretmanager.viewer", "roles/artifactregistry.reader",
+    "roles/monitoring.viewer", "roles/logging.viewer", "roles/compute.networkViewer",
+    "roles/vpcaccess.viewer",
+  ])
+  project = var.project_id
+  role    = each.value
+  member  = google_service_account.plan.member
+}
+
+resource "google_storage_bucket_iam_member" "plan_reads_state" {
+  bucket = var.state_bucket
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.plan.member
+}
+
 # Workload Identity Federation: GitHub Actions of this repository only, no keys.
 resource "google_iam_workload_identity_pool" "github" {
   workload_identity_pool_id = "github"
@@ -103,16 +143,25 @@ resource "google_iam_workload_identity_pool_provider" "github" {
     "attribute.repository" = "assertion.repository"
     "attribute.ref"        = "assertion.ref"
   }
-  # Only jobs of this repository running in its protected "production" environment (deploy,
-  # rollback, terraform apply) may exchange their token.
-  attribute_condition = "assertion.sub == 'repo:${var.github_owner}/${var.github_repo}:environment:production'"
+  # Only this repository's jobs in its protected "production" environment (deploy, rollback,
+  # terraform apply) and its pull requests (terraform plan; GitHub gives forks' pull requests no
+  # token) may exchange their token; which account each may act as is bound by subject below.
+  # (Spelled out rather than through local.github_subjects: checkov's CKV_GCP_125 reads the
+  # literal claim; a test keeps the two in step.)
+  attribute_condition = "assertion.sub == 'repo:${var.github_owner}/${var.github_repo}:environment:production' || assertion.sub == 'repo:${var.github_owner}/${var.github_repo}:pull_request'"
   oidc {
     issuer_uri = "https://token.actions.githubusercontent.com"
   }
 }
 
-resource "google_service_account_iam_member" "github_impersonates_ci" {
+resource "google_service_account_iam_member" "production_jobs_act_as_ci" {
   service_account_id = google_service_account.ci.name
   role               = "roles/iam.workloadIdentityUser"
-  member             = "principalSet://iam.googleapis.com/${google_iam_workload_identity_pool.github.name}/attribute.repository/${var.github_owner}/${var.github_repo}"
+  member             = "principal://iam.googleapis.com/${google_iam_workload_identity_pool.github.name}/subject/${local.github_subjects.production}"
+}
+
+resource "google_service_account_iam_member" "pull_requests_act_as_plan" {
+  service_account_id = google_service_account.plan.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "principal://iam.googleapis.com/${google_iam_workload_identity_pool.github.name}/subject/${local.github_subjects.pull_request}"
 }

@@ -12,4 +12,11 @@ locals {
   # audience the worker verifies are the same string.
   worker_url      = "https://hookpipe-worker-${data.google_project.this.number}.${var.region}.run.app"
   worker_push_url = "${local.worker_url}${local.push_sub.push_path}"
+
+  # GitHub's OIDC subject claims for this repository's jobs: in the production environment, and
+  # on pull requests (jobs without an environment).
+  github_subjects = {
+    production   = "repo:${var.github_owner}/${var.github_repo}:environment:production"
+    pull_request = "repo:${var.github_owner}/${var.github_repo}:pull_request"
+  }
 }

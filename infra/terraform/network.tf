@@ -80,3 +80,7 @@ output "workload_identity_provider" {
 output "ci_service_account" {
   value = google_service_account.ci.email
 }
+
+output "plan_service_account" {
+  value = google_service_account.plan.email
+}

@@ -37,6 +37,11 @@ variable "github_repo" {
   type        = string
 }
 
+variable "state_bucket" {
+  description = "The GCS bucket holding Terraform's state (created at bootstrap); pull requests' plans read it."
+  type        = string
+}
+
 variable "notification_channels" {
   description = "Monitoring notification channel ids (projects/…/notificationChannels/…) for every alert."
   type        = list(string)

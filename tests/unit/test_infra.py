@@ -141,8 +141,40 @@ def test_least_privilege() -> None:
         for line in text.splitlines()
         if not line.strip().startswith("#")
     )
-    for role in ("roles/editor", "roles/owner", "roles/iam.securityAdmin"):
-        assert role not in everything
+    for role in ("roles/editor", "roles/owner", "roles/viewer", "roles/iam.securityAdmin"):
+        assert f'"{role}"' not in everything
     assert "google_service_account_key" not in everything
-    project_roles = {r["role"] for r in resources("google_project_iam_member").values()}
-    assert project_roles == {"roles/bigquery.jobUser", "roles/run.admin"}
+    grants = resources("google_project_iam_member")
+    plan = grants.pop("plan_reads_configuration")
+    assert {r["role"] for r in grants.values()} == {"roles/bigquery.jobUser", "roles/run.admin"}
+    # The pull requests' plan account reads configuration only.
+    assert plan["member"] == "${google_service_account.plan.member}"
+    plan_roles = re.findall(r'"(roles/[^"]+)"', plan["for_each"])
+    assert "roles/run.viewer" in plan_roles
+    for role in plan_roles:
+        assert re.fullmatch(r"roles/(browser|[\w.]+\.(\w*[vV]iewer|reader|securityReviewer))", role)
+
+
+def test_each_github_context_acts_as_one_account() -> None:
+    """Pull requests may plan (read-only) but never deploy; production jobs deploy."""
+    bindings = {
+        r["service_account_id"]: r["member"]
+        for r in resources("google_service_account_iam_member").values()
+        if r["role"] == "roles/iam.workloadIdentityUser"
+    }
+    assert bindings == {
+        "${google_service_account.ci.name}": "principal://iam.googleapis.com/"
+        "${google_iam_workload_identity_pool.github.name}/subject/"
+        "${local.github_subjects.production}",
+        "${google_service_account.plan.name}": "principal://iam.googleapis.com/"
+        "${google_iam_workload_identity_pool.github.name}/subject/"
+        "${local.github_subjects.pull_request}",
+    }
+    subjects = re.search(r"github_subjects = \{(.*?)\}", SOURCES["locals.tf"], re.S)
+    assert subjects
+    condition = resources("google_iam_workload_identity_pool_provider")["github"][
+        "attribute_condition"
+    ]
+    for subject in re.findall(r'= "([^"]+)"', subjects.group(1)):
+        assert f"assertion.sub == '{subject}'" in condition
+    assert condition.count("assertion.sub ==") == 2
