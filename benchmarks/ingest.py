@@ -143,7 +143,8 @@ def main() -> int:
         "PUBSUB_EMULATOR_HOST": pubsub.host,
         "HOOKPIPE_SOURCES_FILE": str(REPO / "infra/sources.toml"),
         "HOOKPIPE_LEADPROSPER_TOKENS": TOKEN,
-        "HOOKPIPE_LOG_LEVEL": "WARNING",
+        # As in production: one canonical INFO line per request (to the log file here).
+        "HOOKPIPE_LOG_LEVEL": "INFO",
         "WORKERS": os.environ.get("WORKERS", "1"),
         "BENCH_TOPIC": topic,
         "BENCH_TOKEN": TOKEN,

@@ -76,14 +76,17 @@ class IngestApp:
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
-        trace = parse_trace(request.headers) or new_trace()
-        path = request.url.path
+        # Read from the ASGI scope once (names are lower-case there), not through Starlette's
+        # Request.url / Request.headers, which rebuild URL and header objects on each access.
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+        trace = parse_trace(headers) or new_trace()
+        path: str = request.scope["path"]
         if path == "/healthz":
             return JSONResponse({"status": "ok"})
         if path == "/readyz":
             ok = await self.publisher.ready()
             return JSONResponse({"status": "ok" if ok else "unavailable"}, 200 if ok else 503)
-        outcome = await self._webhook(request, path, trace.traceparent())
+        outcome = await self._webhook(request, path, headers, trace.traceparent())
         response = self._response(outcome)
         latency = time.perf_counter() - started
         log_event(
@@ -98,7 +101,7 @@ class IngestApp:
                 "status": outcome.status,
                 "latency": f"{latency:.6f}s",
                 "requestSize": str(outcome.bytes_in),
-                "userAgent": request.headers.get("user-agent", ""),
+                "userAgent": headers.get("user-agent", ""),
             },
             fields={
                 "event": "webhook",
@@ -114,7 +117,9 @@ class IngestApp:
         )
         return response
 
-    async def _webhook(self, request: Request, path: str, traceparent: str | None) -> _Outcome:
+    async def _webhook(
+        self, request: Request, path: str, headers: dict[str, str], traceparent: str | None
+    ) -> _Outcome:
         name = path.removeprefix(WEBHOOK_PREFIX) if path.startswith(WEBHOOK_PREFIX) else None
         outcome = _Outcome(status=500, outcome="error", source=name)
         try:
@@ -123,13 +128,15 @@ class IngestApp:
                 raise UnknownSource(f"no webhook source at {path}")
             if request.method != "POST":
                 raise MethodNotAllowed(f"{request.method} is not allowed; webhooks are POSTed")
-            body = await read_body(request, source.config.max_body_bytes)
+            body = await read_body(
+                request, source.config.max_body_bytes, headers.get("content-length")
+            )
             outcome.bytes_in = len(body)
             webhook = WebhookRequest(
                 source=source.name,
                 body=body,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                query=dict(request.query_params),
+                headers=headers,
+                query=dict(request.query_params) if request.scope["query_string"] else {},
                 received_at=self._clock(),
             )
             event = accept(source, webhook, traceparent)
@@ -159,9 +166,9 @@ class IngestApp:
         return JSONResponse(body, status_code=outcome.status, headers=headers)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing with 413 as soon as it is known to exceed ``limit``."""
-    declared = request.headers.get("content-length")
+async def read_body(request: Request, limit: int, declared: str | None) -> bytes:
+    """The request body, refusing with 413 as soon as it is known to exceed ``limit``: at once
+    when the declared Content-Length is over it, else while streaming."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
     chunks: list[bytes] = []

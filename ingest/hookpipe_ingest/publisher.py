@@ -13,17 +13,19 @@ per batch, 12-39 µs of CPU per message (docs/benchmarks.md).
   once (503 + Retry-After) instead of queueing towards a timeout.
 * Deadline: the RPC's retries stop at ``timeout_seconds``, and the request stops waiting then too,
   well inside senders' 10-15 s timeouts.
+* Messages are raw protobuf (``PubsubMessage.pb()``), wrapped into the request without a copy:
+  building proto-plus ``PubsubMessage`` objects cost 16 µs each, the raw ones 2 µs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, cast
 
 from google.api_core import retry_async
 from google.api_core.exceptions import GoogleAPICallError, RetryError
-from google.pubsub_v1 import PublisherAsyncClient, PubsubMessage
+from google.pubsub_v1 import PublisherAsyncClient, PublishRequest, PubsubMessage
 from hookpipe.batching import BatchPolicy, MicroBatcher
 from hookpipe.event import WebhookEvent, to_message
 
@@ -31,6 +33,18 @@ from hookpipe_ingest.errors import Unavailable
 
 MAX_MESSAGES_PER_REQUEST = 1000
 MAX_BYTES_PER_REQUEST = 9 * 1024 * 1024  # under Pub/Sub's 10 MB, leaving room for framing
+
+
+class RawMessage(Protocol):
+    """What is read of the protobuf ``PubsubMessage`` (its class is generated at run time)."""
+
+    data: bytes
+    attributes: Mapping[str, str]
+
+
+# The protobuf classes behind the proto-plus wrappers.
+new_raw_message = cast(Callable[..., RawMessage], PubsubMessage.pb())
+new_raw_request = PublishRequest.pb()
 
 
 class EventPublisher(Protocol):
@@ -46,7 +60,7 @@ class EventPublisher(Protocol):
         ...
 
 
-def _message_size(message: PubsubMessage) -> int:
+def _message_size(message: RawMessage) -> int:
     return len(message.data) + sum(len(k) + len(v) for k, v in message.attributes.items()) + 64
 
 
@@ -76,9 +90,9 @@ class PubSubPublisher:
         )
         # Both bind to the running event loop, so they are made on first use, in the loop.
         self._client: PublisherAsyncClient | None = None
-        self._batcher: MicroBatcher[PubsubMessage, str] | None = None
+        self._batcher: MicroBatcher[RawMessage, str] | None = None
 
-    def _started(self) -> MicroBatcher[PubsubMessage, str]:
+    def _started(self) -> MicroBatcher[RawMessage, str]:
         if self._batcher is None:
             self._client = PublisherAsyncClient()
             self._batcher = MicroBatcher(
@@ -91,12 +105,12 @@ class PubSubPublisher:
             )
         return self._batcher
 
-    async def _send(self, messages: Sequence[PubsubMessage]) -> list[str | BaseException]:
+    async def _send(self, messages: Sequence[RawMessage]) -> list[str | BaseException]:
         assert self._client is not None
+        request = PublishRequest.wrap(new_raw_request(topic=self._topic, messages=messages))
         try:
             response = await self._client.publish(
-                topic=self._topic,
-                messages=list(messages),
+                request=request,
                 retry=self._retry,
                 timeout=self._timeout,
             )
@@ -112,7 +126,7 @@ class PubSubPublisher:
         batcher = self._started()
         try:
             return await asyncio.wait_for(
-                batcher.submit(PubsubMessage(data=data, attributes=attributes)), self._timeout
+                batcher.submit(new_raw_message(data=data, attributes=attributes)), self._timeout
             )
         except TimeoutError:
             raise Unavailable(
