@@ -22,7 +22,7 @@ from hookpipe.sources import SourceConfig
 from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
-from hookpipe_worker.errors import RowRejected, SinkUnavailable, WorkerError
+from hookpipe_worker.errors import SinkUnavailable, WorkerError
 from hookpipe_worker.rows import EventRow
 from hookpipe_worker.sinks.bigquery import BigQuerySink
 from hookpipe_worker.sinks.postgres import PostgresSink, unavailable
@@ -48,11 +48,11 @@ class BatchWriter:
 
     async def commit(self, rows: Sequence[EventRow]) -> BatchResult:
         unique = sorted({r.event_id: r for r in rows}.values(), key=lambda r: r.event_id)
-        rejected: dict[str, RowRejected] = {}
+        rejected: dict[str, WorkerError] = {}
         try:
             async with self.postgres.pool.connection() as conn, conn.transaction():
-                inserted, pg_rejected = await self.postgres.insert(conn, unique)
-                rejected.update(pg_rejected)
+                inserted, pg_failed = await self.postgres.insert(conn, unique)
+                rejected.update(pg_failed)
                 accepted = [r for r in unique if r.event_id not in rejected]
                 bq_rejected = await self.bigquery.insert(accepted)
                 rejected.update(bq_rejected)

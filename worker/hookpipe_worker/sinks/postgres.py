@@ -17,7 +17,7 @@ from hookpipe.sources import CurrentStateSpec
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from hookpipe_worker.errors import RowRejected, SinkUnavailable
+from hookpipe_worker.errors import RowRejected, SinkUnavailable, WorkerError
 from hookpipe_worker.rows import EventRow
 
 INSERT_EVENTS = """
@@ -69,31 +69,34 @@ class PostgresSink:
 
     async def insert(
         self, conn: AsyncConnection, rows: Sequence[EventRow]
-    ) -> tuple[set[str], dict[str, RowRejected]]:
+    ) -> tuple[set[str], dict[str, WorkerError]]:
         """Insert ``rows`` (sorted by id) in ``conn``'s open transaction.
 
-        Returns the ids this call inserted (not those already present) and the rows Postgres
-        refused for their values, isolated with savepoints so batch-mates still go in.
+        Returns the ids this call inserted (not those already present) and, per row that did not
+        go in, why: :class:`RowRejected` for its values (dead-lettered), :class:`SinkUnavailable`
+        for anything else a statement raised on it alone (a trigger, a lock timeout: retried).
+        When the batch's statement fails, each row is tried alone under a savepoint, so one row's
+        failure never holds back its batch-mates. Raises when the connection itself is lost.
         """
         try:
             async with conn.transaction():
                 return await self._insert(conn, rows), {}
         except psycopg.Error as exc:
-            if not is_row_error(exc):
+            if conn.broken:
                 raise
             if len(rows) == 1:
-                return set(), {rows[0].event_id: RowRejected("postgres", _describe(exc))}
+                return set(), {rows[0].event_id: _row_failure(exc)}
         inserted: set[str] = set()
-        rejected: dict[str, RowRejected] = {}
+        failed: dict[str, WorkerError] = {}
         for row in rows:
             try:
                 async with conn.transaction():
                     inserted |= await self._insert(conn, [row])
             except psycopg.Error as exc:
-                if not is_row_error(exc):
+                if conn.broken:
                     raise
-                rejected[row.event_id] = RowRejected("postgres", _describe(exc))
-        return inserted, rejected
+                failed[row.event_id] = _row_failure(exc)
+        return inserted, failed
 
     async def _insert(self, conn: AsyncConnection, rows: Sequence[EventRow]) -> set[str]:
         async with conn.cursor() as cur:
@@ -203,6 +206,10 @@ def current_state_upsert(
         version=version,
     )
     return statement, params
+
+
+def _row_failure(exc: psycopg.Error) -> WorkerError:
+    return RowRejected("postgres", _describe(exc)) if is_row_error(exc) else unavailable(exc)
 
 
 def _describe(exc: psycopg.Error) -> str:

@@ -1,0 +1,94 @@
+"""The Postgres sink against the real PostgreSQL: one row's failure never holds back its
+batch-mates, and each failure is classed as the row's own (dead-letter) or passing (retry)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from hookpipe_worker.errors import RowRejected, SinkUnavailable
+from hookpipe_worker.rows import EventRow
+from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
+
+from tests.support import StackHandle
+
+pytestmark = pytest.mark.stack
+
+FAILING_TRIGGER = """
+CREATE OR REPLACE FUNCTION hookpipe_test_fail() RETURNS trigger AS $$
+BEGIN
+    IF NEW.payload ? 'busy_in_postgres' THEN  -- object not in prerequisite state: passing
+        RAISE EXCEPTION 'busy (test trigger)' USING ERRCODE = '55000';
+    END IF;
+    IF NEW.payload ? 'invalid_in_postgres' THEN  -- invalid parameter value: the row's own
+        RAISE EXCEPTION 'invalid (test trigger)' USING ERRCODE = '22023';
+    END IF;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER hookpipe_test_fail BEFORE INSERT ON hookpipe.events
+    FOR EACH ROW EXECUTE FUNCTION hookpipe_test_fail();
+"""
+
+
+@pytest.fixture
+def failing_trigger(stack: StackHandle) -> Iterator[None]:
+    stack.pg(FAILING_TRIGGER)
+    yield
+    stack.pg(
+        "DROP TRIGGER IF EXISTS hookpipe_test_fail ON hookpipe.events;"
+        "DROP FUNCTION IF EXISTS hookpipe_test_fail();"
+    )
+
+
+def row(payload: str) -> EventRow:
+    return EventRow(
+        event_id=f"sink-test-{uuid.uuid4()}",
+        source="leadprosper",
+        event_type="com.leadprosper.campaign_trigger",
+        received_at=datetime.now(UTC),
+        content_type="application/json",
+        payload_json=payload,
+        pubsub_message_id=None,
+    )
+
+
+async def insert_and_commit(
+    database_url: str, rows: list[EventRow]
+) -> tuple[set[str], dict[str, object]]:
+    pool = create_pool(database_url, min_size=1, max_size=1, timeout=5)
+    await pool.open()
+    try:
+        sink = PostgresSink(pool)
+        async with pool.connection() as conn, conn.transaction():
+            inserted, failed = await sink.insert(conn, sorted(rows, key=lambda r: r.event_id))
+        return inserted, dict(failed)
+    finally:
+        await pool.close()
+
+
+@pytest.mark.usefixtures("failing_trigger")
+def test_failures_stay_with_their_row_and_batch_mates_commit(stack: StackHandle) -> None:
+    good = [row('{"ok": 1}'), row('{"ok": 2}')]
+    busy, invalid = row('{"busy_in_postgres": true}'), row('{"invalid_in_postgres": true}')
+    inserted, failed = asyncio.run(
+        insert_and_commit(stack.stack.postgres.url, [*good, busy, invalid])
+    )
+
+    assert inserted == {r.event_id for r in good}
+    assert set(stack.pg_events([r.event_id for r in [*good, busy, invalid]])) == inserted
+    assert isinstance(failed[busy.event_id], SinkUnavailable)  # answered 503: Pub/Sub retries
+    assert "busy (test trigger)" in str(failed[busy.event_id])
+    assert isinstance(failed[invalid.event_id], RowRejected)  # dead-lettered with its reason
+    assert "SQLSTATE 22023" in str(failed[invalid.event_id])
+    assert failed.keys() == {busy.event_id, invalid.event_id}
+
+
+@pytest.mark.usefixtures("failing_trigger")
+def test_a_lone_row_that_cannot_go_in_yet_is_retried(stack: StackHandle) -> None:
+    busy = row('{"busy_in_postgres": true}')
+    inserted, failed = asyncio.run(insert_and_commit(stack.stack.postgres.url, [busy]))
+    assert inserted == set()
+    assert isinstance(failed[busy.event_id], SinkUnavailable)
