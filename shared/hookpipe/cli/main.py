@@ -434,15 +434,15 @@ def smoke_run(args: argparse.Namespace) -> int:
     token = os.environ.get(args.token_env)
     if not token:
         raise UsageError(f"set {args.token_env} to an active token of source {args.source!r}")
-    finders: list[smoke.RowFinder] = []
-    if not args.no_rows:
-        table = args.bigquery_table or f"{_project(args)}.hookpipe.raw_events"
-        finders.append(smoke.BigQueryRows(table, args.bigquery_endpoint))
-        if database_url := os.environ.get(args.database_url_env):
-            finders.append(smoke.PostgresRows(database_url))
+    table = None if args.no_rows else args.bigquery_table or f"{_project(args)}.hookpipe.raw_events"
     target = smoke.Target(args.ingest_url, token, args.source)
     with requests.Session() as http:
         try:
+            finders: list[smoke.RowFinder] = []
+            if table:
+                finders.append(smoke.BigQueryRows(table, args.bigquery_endpoint))
+                if database_url := os.environ.get(args.database_url_env):
+                    finders.append(smoke.PostgresRows(database_url))
             for passed in smoke.run(http, target, finders, args.timeout):
                 out.print(f"[green]smoke: ok[/] {passed}")
         except (smoke.SmokeFailed, requests.RequestException) as exc:
@@ -466,8 +466,9 @@ EXAMPLES = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--project", help="Google Cloud project (default: $HOOKPIPE_PROJECT_ID)")
+    project = argparse.ArgumentParser(add_help=False)
+    project.add_argument("--project", help="Google Cloud project (default: $HOOKPIPE_PROJECT_ID)")
+    common = argparse.ArgumentParser(add_help=False, parents=[project])
     common.add_argument(
         "--file",
         type=Path,
@@ -603,7 +604,7 @@ def _parser() -> argparse.ArgumentParser:
         "smoke",
         "Health, a refused wrong token, then a token-authenticated webhook in and its row out "
         "(BigQuery; Postgres too when the database URL variable is set). Exit code 5 on failure.",
-        [common],
+        [project],
     )
     smoke_cmd.add_argument("ingest_url", help="ingest's base URL, e.g. a tagged revision's URL")
     smoke_cmd.add_argument("--source", default="leadprosper", help="a token-scheme source")

@@ -20,8 +20,9 @@ from typing import Any, Protocol
 
 import requests
 from google.api_core.exceptions import GoogleAPICallError
+from google.auth.exceptions import GoogleAuthError
 
-TABLE_ID = re.compile(r"[a-z][a-z0-9:.-]*[a-z0-9]\.\w+\.\w+")  # project (may be domain:name)
+TABLE_ID = re.compile(r"[a-z][a-z0-9:.-]*\.\w+\.\w+")  # project (may be domain:name)
 HTTP_TIMEOUT_SECONDS = 15.0  # senders' own timeout: a slower answer is already a failure
 
 
@@ -146,7 +147,10 @@ class BigQueryRows:
                 "client_options": {"api_endpoint": endpoint},
             }
         self._bigquery = bigquery
-        self._client = bigquery.Client(project=table_id.rsplit(".", 2)[0], **options)
+        try:
+            self._client = bigquery.Client(project=table_id.rsplit(".", 2)[0], **options)
+        except GoogleAuthError as exc:
+            raise SmokeFailed(f"row out: no credentials to read BigQuery: {exc}") from None
         self._table_id = table_id
         self.name = f"BigQuery ({table_id})"
 
