@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -18,6 +19,30 @@ from hookpipe_devstack.schema import bigquery_client
 from hookpipe_devstack.stack import Stack
 
 T = TypeVar("T")
+
+
+@contextmanager
+def postgres_refuses(stack: StackHandle, sqlstate_by_key: dict[str, str]) -> Iterator[None]:
+    """While open, Postgres refuses to insert an event whose payload has one of these keys,
+    raising that key's SQLSTATE (class 22/23: the row's own fault; else a passing one)."""
+    checks = "".join(
+        f"IF NEW.payload ? '{key}' THEN RAISE EXCEPTION '{key} (test trigger)' "
+        f"USING ERRCODE = '{sqlstate}'; END IF;"
+        for key, sqlstate in sqlstate_by_key.items()
+    )
+    stack.pg(
+        "CREATE OR REPLACE FUNCTION hookpipe_test_refuse() RETURNS trigger AS $$ BEGIN "
+        f"{checks} RETURN NEW; END $$ LANGUAGE plpgsql;"
+        "CREATE TRIGGER hookpipe_test_refuse BEFORE INSERT ON hookpipe.events "
+        "FOR EACH ROW EXECUTE FUNCTION hookpipe_test_refuse();"
+    )
+    try:
+        yield
+    finally:
+        stack.pg(
+            "DROP TRIGGER IF EXISTS hookpipe_test_refuse ON hookpipe.events;"
+            "DROP FUNCTION IF EXISTS hookpipe_test_refuse();"
+        )
 
 
 def wait_for[T](check: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:

@@ -10,7 +10,7 @@ import pytest
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud.pubsub_v1 import SubscriberClient
 
-from tests.support import StackHandle, lead, wait_for
+from tests.support import StackHandle, lead, postgres_refuses, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -107,26 +107,12 @@ def test_wrong_token_is_401_and_nothing_is_published(stack: StackHandle) -> None
         sub.close()
 
 
-REJECT_TRIGGER = """
-CREATE OR REPLACE FUNCTION hookpipe_test_reject() RETURNS trigger AS $$
-BEGIN
-    IF NEW.payload ? 'reject_in_postgres' THEN
-        -- Class 55 (object not in prerequisite state): not a data error, so the worker treats it
-        -- as transient and lets Pub/Sub retry, then dead-letter.
-        RAISE EXCEPTION 'rejected by test trigger' USING ERRCODE = '55000';
-    END IF;
-    RETURN NEW;
-END $$ LANGUAGE plpgsql;
-CREATE TRIGGER hookpipe_test_reject BEFORE INSERT ON hookpipe.events
-    FOR EACH ROW EXECUTE FUNCTION hookpipe_test_reject();
-"""
-
-
 def test_unwritable_message_is_redelivered_then_dead_lettered_by_pubsub(
     stack: StackHandle,
 ) -> None:
-    stack.pg(REJECT_TRIGGER)
-    try:
+    # Class 55 (object not in prerequisite state): not a data error, so the worker treats it
+    # as passing and lets Pub/Sub retry, then dead-letter.
+    with postgres_refuses(stack, {"reject_in_postgres": "55000"}):
         body = lead(reject_in_postgres="yes")
         response = stack.post(body)
         assert response.status_code == 202
@@ -135,11 +121,6 @@ def test_unwritable_message_is_redelivered_then_dead_lettered_by_pubsub(
             lambda attrs, _: attrs.get("ce-id") == event_id,
             lambda found: len(found) >= 1,
             timeout=90,
-        )
-    finally:
-        stack.pg(
-            "DROP TRIGGER IF EXISTS hookpipe_test_reject ON hookpipe.events;"
-            "DROP FUNCTION IF EXISTS hookpipe_test_reject();"
         )
     # Forwarded by the emulator's own dead-letter policy after the maximum delivery attempts,
     # with the original data and attributes intact.

@@ -13,34 +13,16 @@ from hookpipe_worker.errors import RowRejected, SinkUnavailable
 from hookpipe_worker.rows import EventRow
 from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
 
-from tests.support import StackHandle
+from tests.support import StackHandle, postgres_refuses
 
 pytestmark = pytest.mark.stack
-
-FAILING_TRIGGER = """
-CREATE OR REPLACE FUNCTION hookpipe_test_fail() RETURNS trigger AS $$
-BEGIN
-    IF NEW.payload ? 'busy_in_postgres' THEN  -- object not in prerequisite state: passing
-        RAISE EXCEPTION 'busy (test trigger)' USING ERRCODE = '55000';
-    END IF;
-    IF NEW.payload ? 'invalid_in_postgres' THEN  -- invalid parameter value: the row's own
-        RAISE EXCEPTION 'invalid (test trigger)' USING ERRCODE = '22023';
-    END IF;
-    RETURN NEW;
-END $$ LANGUAGE plpgsql;
-CREATE TRIGGER hookpipe_test_fail BEFORE INSERT ON hookpipe.events
-    FOR EACH ROW EXECUTE FUNCTION hookpipe_test_fail();
-"""
 
 
 @pytest.fixture
 def failing_trigger(stack: StackHandle) -> Iterator[None]:
-    stack.pg(FAILING_TRIGGER)
-    yield
-    stack.pg(
-        "DROP TRIGGER IF EXISTS hookpipe_test_fail ON hookpipe.events;"
-        "DROP FUNCTION IF EXISTS hookpipe_test_fail();"
-    )
+    # 55000 (object not in prerequisite state): passing. 22023 (invalid parameter): the row's own.
+    with postgres_refuses(stack, {"busy_in_postgres": "55000", "invalid_in_postgres": "22023"}):
+        yield
 
 
 def row(payload: str) -> EventRow:
@@ -80,7 +62,7 @@ def test_failures_stay_with_their_row_and_batch_mates_commit(stack: StackHandle)
     assert inserted == {r.event_id for r in good}
     assert set(stack.pg_events([r.event_id for r in [*good, busy, invalid]])) == inserted
     assert isinstance(failed[busy.event_id], SinkUnavailable)  # answered 503: Pub/Sub retries
-    assert "busy (test trigger)" in str(failed[busy.event_id])
+    assert "busy_in_postgres (test trigger)" in str(failed[busy.event_id])
     assert isinstance(failed[invalid.event_id], RowRejected)  # dead-lettered with its reason
     assert "SQLSTATE 22023" in str(failed[invalid.event_id])
     assert failed.keys() == {busy.event_id, invalid.event_id}
