@@ -40,7 +40,13 @@ def apply_bigquery(client: bigquery.Client, project_id: str) -> None:
         type_=raw["time_partitioning"]["type"], field=raw["time_partitioning"]["field"]
     )
     table.clustering_fields = raw["clustering"]
-    client.create_table(table, exists_ok=True)
+    existing = client.create_table(table, exists_ok=True)
+    # A table made by an older checkout keeps its schema; add the columns the file gained since
+    # (additive, as BigQuery allows), so rows with them are not refused.
+    present = {field.name for field in existing.schema}
+    if missing := [field for field in schema if field.name not in present]:
+        existing.schema = [*existing.schema, *missing]
+        client.update_table(existing, ["schema"])
     view_spec = spec["dedup_view"]
     view = bigquery.Table(f"{project_id}.{dataset}.{view_spec['name']}")
     view.view_query = view_spec["query"].format(project=project_id, dataset=dataset)

@@ -1,0 +1,30 @@
+"""The local stack's BigQuery setup on a state directory an older checkout made: columns the
+schema file gained since are added, so the worker's rows are not refused for them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from google.cloud import bigquery
+from hookpipe_devstack.schema import apply_bigquery, bigquery_client
+
+from tests.support import StackHandle
+
+pytestmark = pytest.mark.stack
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "infra/bigquery/raw_events.schema.json"
+
+
+def test_columns_added_to_the_schema_file_reach_an_existing_table(stack: StackHandle) -> None:
+    project = "hookpipe-older-checkout"  # its own project on the emulator: the suite's is untouched
+    client = bigquery_client(project, stack.stack.bigquery.url)
+    fields = [bigquery.SchemaField.from_api_repr(f) for f in json.loads(SCHEMA_FILE.read_text())]
+    client.create_dataset(f"{project}.hookpipe", exists_ok=True)
+    client.create_table(bigquery.Table(f"{project}.hookpipe.raw_events", schema=fields[:-2]))
+
+    apply_bigquery(client, project)
+
+    table = client.get_table(f"{project}.hookpipe.raw_events")
+    assert [f.name for f in table.schema] == [f.name for f in fields]
+    apply_bigquery(client, project)  # and again: nothing left to add, nothing fails
