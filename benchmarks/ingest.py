@@ -162,6 +162,20 @@ def main() -> int:
         http_ceiling = load(trivial_port, "/", args.requests, args.concurrency, 50_000_000)
         trivial.stop()
 
+        bound, bound_port = start_function(
+            state,
+            {**env, "HOOKPIPE_LOG_LEVEL": "WARNING"},
+            "handler_only",
+            "ingest_handler_only.py",
+            "--asgi",
+            ready_status=404,
+        )
+        started_processes.append(bound)
+        path = "/webhooks/leadprosper"
+        load(bound_port, path, 1000, args.concurrency, 60_000_000)  # warm-up
+        handler_only = load(bound_port, path, args.requests, args.concurrency, 70_000_000)
+        bound.stop()
+
         naive, naive_port = start_function(state, env, "naive", "naive_ingest.py", ready_status=401)
         started_processes.append(naive)
         load(naive_port, "/", 500, args.concurrency, 10_000_000)  # warm-up
@@ -188,6 +202,7 @@ def main() -> int:
 
     assert ours.statuses.keys() <= {202}, ours.statuses
     assert baseline.statuses.keys() <= {202}, baseline.statuses
+    assert handler_only.statuses.keys() <= {202}, handler_only.statuses
     print(f"""
 `make bench-ingest` — {time.strftime("%Y-%m-%d")}, {cores()} cores, {args.concurrency} concurrent senders,
 ~{len(lead_body(0))} B LeadProsper JSON bodies, Pub/Sub emulator on the same machine.
@@ -196,11 +211,13 @@ def main() -> int:
 | --- | ---: | ---: | ---: |
 | (a) emulator raw publish ceiling (batched client, no HTTP) | {ceiling:,.0f} | | |
 | HTTP ceiling: a do-nothing function on the same server and load generator | {http_ceiling.rate:,.0f} | {http_ceiling.p50:.1f} | {http_ceiling.percentile(0.99):.1f} |
+| ingest's handler alone (no-op publisher, no log line): its upper bound here | {handler_only.rate:,.0f} | {handler_only.p50:.1f} | {handler_only.percentile(0.99):.1f} |
 | (b) naive baseline (Flask, `publish().result()` per request) | {baseline.rate:,.0f} | {baseline.p50:.1f} | {baseline.percentile(0.99):.1f} |
 | **ingest** (functions-framework ASGI, `{args.requests:,}` requests) | **{ours.rate:,.0f}** | **{ours.p50:.1f}** | **{ours.percentile(0.99):.1f}** |
 
 - ingest / ceiling: **{ours.rate / ceiling:.0%}** (target ≥ 70%)
 - ingest / HTTP ceiling: **{ours.rate / http_ceiling.rate:.0%}**
+- handler alone / ceiling: **{handler_only.rate / ceiling:.0%}** (the most any publisher could reach)
 - ingest / naive baseline: **{ours.rate / baseline.rate:.1f}×** (target ≥ 5×)
 - ingest RSS after the run (gunicorn master + worker): **{rss:.0f} MB** (target < 200 MB)
 - ingest start-up to ready (`/readyz` 200): **{startup:.2f} s**

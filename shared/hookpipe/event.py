@@ -61,7 +61,9 @@ def to_message(event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
     }
     if event.traceparent:
         attributes["traceparent"] = event.traceparent
-    headers, body = to_binary(CloudEvent(attributes, event.data))
+    # The identity marshaller sends the body's bytes as they are; the SDK's default would first
+    # try (and fail) to serialize them as JSON, an exception per message.
+    headers, body = to_binary(CloudEvent(attributes, event.data), data_marshaller=_keep_bytes)
     return bytes(body), {name: str(value) for name, value in headers.items()}
 
 
