@@ -20,7 +20,7 @@ from google.cloud.bigquery_storage_v1.services.big_query_write.transports import
     BigQueryWriteGrpcTransport,
 )
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from hookpipe_devstack.schema import bigquery_client
+from hookpipe.bigquery import bigquery_client
 from hookpipe_devstack.services import BigQueryEmulator
 
 Row = tuple[str, str, int]

@@ -15,7 +15,7 @@ import psycopg
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud import bigquery
 from google.cloud.pubsub_v1 import SubscriberClient
-from hookpipe_devstack.schema import bigquery_client
+from hookpipe.bigquery import bigquery_client
 from hookpipe_devstack.stack import Stack
 
 T = TypeVar("T")

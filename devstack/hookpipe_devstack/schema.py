@@ -8,21 +8,12 @@ from pathlib import Path
 
 import psycopg
 from google.api_core.exceptions import Conflict
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from hookpipe_devstack.services import REPO
 
 BIGQUERY_DIR = REPO / "infra/bigquery"
 MIGRATIONS_DIR = REPO / "infra/supabase/migrations"
-
-
-def bigquery_client(project_id: str, endpoint: str) -> bigquery.Client:
-    return bigquery.Client(
-        project=project_id,
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": endpoint},
-    )
 
 
 def apply_bigquery(client: bigquery.Client, project_id: str) -> None:

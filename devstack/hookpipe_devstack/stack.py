@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+from hookpipe.bigquery import bigquery_client
 from hookpipe.topology import ensure_topology, load_topology
 
-from hookpipe_devstack.schema import apply_bigquery, apply_migrations, bigquery_client
+from hookpipe_devstack.schema import apply_bigquery, apply_migrations
 from hookpipe_devstack.services import (
     REPO,
     BigQueryEmulator,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hookpipe.errors import HookpipeError
+from hookpipe.http import request_headers
 from hookpipe.logging import configure_logging, log_event
 from hookpipe.tracing import new_trace, parse_trace
 from starlette.requests import Request
@@ -76,9 +77,7 @@ class IngestApp:
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
-        # Read from the ASGI scope once (names are lower-case there), not through Starlette's
-        # Request.url / Request.headers, which rebuild URL and header objects on each access.
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+        headers = request_headers(request.scope)
         trace = parse_trace(headers) or new_trace()
         path: str = request.scope["path"]
         if path == "/healthz":

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from google.cloud import bigquery
-from hookpipe_devstack.schema import apply_bigquery, bigquery_client
+from hookpipe.bigquery import bigquery_client
+from hookpipe_devstack.schema import apply_bigquery
 
 from tests.support import StackHandle
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from hookpipe_worker.errors import RowRejected, SinkUnavailable
 from hookpipe_worker.rows import EventRow
@@ -74,3 +75,24 @@ def test_a_lone_row_that_cannot_go_in_yet_is_retried(stack: StackHandle) -> None
     inserted, failed = asyncio.run(insert_and_commit(stack.stack.postgres.url, [busy]))
     assert inserted == set()
     assert isinstance(failed[busy.event_id], SinkUnavailable)
+
+
+def test_a_lost_connection_fails_the_whole_batch(stack: StackHandle) -> None:
+    """Not a row's failure: nothing can be isolated on a dead connection, so the batch is
+    retried as a whole (the writer answers 503 for every row)."""
+
+    async def insert_on_a_killed_connection() -> BaseException | None:
+        pool = create_pool(stack.stack.postgres.url, min_size=1, max_size=1, timeout=5)
+        await pool.open()
+        try:
+            async with pool.connection() as conn:
+                stack.pg("SELECT pg_terminate_backend(%s)", [conn.info.backend_pid])
+                try:
+                    await PostgresSink(pool).insert(conn, [row('{"ok": 1}'), row('{"ok": 2}')])
+                except psycopg.OperationalError as exc:
+                    return exc
+                return None
+        finally:
+            await pool.close()
+
+    assert isinstance(asyncio.run(insert_on_a_killed_connection()), psycopg.OperationalError)

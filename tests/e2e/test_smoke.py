@@ -15,13 +15,15 @@ pytestmark = pytest.mark.stack
 HOOKPIPE = str(Path(sys.executable).parent / "hookpipe")
 
 
-def smoke(stack: StackHandle, *argv: str, token: str) -> subprocess.CompletedProcess[str]:
+def smoke(
+    stack: StackHandle, *argv: str, token: str, database_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "HOOKPIPE_PROJECT_ID": stack.project_id,
         "HOOKPIPE_BIGQUERY_ENDPOINT": stack.stack.bigquery.url,
         "HOOKPIPE_SMOKE_TOKEN": token,
-        "HOOKPIPE_SMOKE_DATABASE_URL": stack.stack.postgres.url,
+        "HOOKPIPE_SMOKE_DATABASE_URL": database_url or stack.stack.postgres.url,
         "COLUMNS": "200",
     }
     return subprocess.run(
@@ -57,3 +59,11 @@ def test_fails_with_exit_5_when_the_row_cannot_be_looked_up(stack: StackHandle) 
     result = smoke(stack, "--bigquery-table", missing, "--timeout", "5", token=stack.token)
     assert result.returncode == 5
     assert f"cannot read BigQuery ({missing})" in result.stderr
+
+
+def test_fails_with_exit_5_when_postgres_cannot_be_read(stack: StackHandle) -> None:
+    unreachable = "postgresql://nobody@127.0.0.1:9/none"
+    result = smoke(stack, "--timeout", "30", token=stack.token, database_url=unreachable)
+    assert result.returncode == 5
+    assert "is in BigQuery" in result.stdout  # the first sink was checked and passed
+    assert "cannot read Postgres (hookpipe.events)" in result.stderr

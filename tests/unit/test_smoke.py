@@ -48,3 +48,18 @@ def test_gives_up_at_the_deadline_naming_event_and_sink() -> None:
 
 def test_webhook_url_joins_base_and_source() -> None:
     assert Target("https://x.run.app/", "t").webhook_url == "https://x.run.app/webhooks/leadprosper"
+
+
+def test_no_google_credentials_is_a_failed_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hookpipe.cli.smoke import BigQueryRows
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
+    with pytest.raises(SmokeFailed, match="no credentials to read BigQuery"):
+        BigQueryRows("my-project.hookpipe.raw_events")
+
+
+def test_a_table_id_that_is_not_project_dataset_table_is_refused() -> None:
+    from hookpipe.cli.smoke import BigQueryRows
+
+    with pytest.raises(SmokeFailed, match=r"is not PROJECT\.DATASET\.TABLE"):
+        BigQueryRows("raw_events; DROP TABLE x")

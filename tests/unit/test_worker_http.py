@@ -175,7 +175,7 @@ def test_routes(writer: FakeWriter, dead: FakeDeadLetters) -> None:
 
 
 def test_dead_letter_reason_attributes_keep_the_first_message_id() -> None:
-    from hookpipe_worker.deadletter import reason_attributes
+    from hookpipe_worker.deadletter import REASON_ATTRIBUTES, reason_attributes
 
     now = datetime(2026, 11, 26, tzinfo=UTC)
     first = Delivery(b"", {}, message_id="m-1", delivery_attempt=3)
@@ -188,6 +188,8 @@ def test_dead_letter_reason_attributes_keep_the_first_message_id() -> None:
         "hookpipe-delivery-attempt": "3",
         "hookpipe-original-message-id": "m-1",
     }
+    # Exactly the attributes the CLI strips before a replay (hookpipe.deadletters).
+    assert set(attrs) == set(REASON_ATTRIBUTES)
     replayed = Delivery(b"", {"hookpipe-original-message-id": "m-1"}, message_id="m-9")
     again = reason_attributes(replayed, RowRejected("postgres", "bad"), "rev-8", now)
     assert again["hookpipe-original-message-id"] == "m-1"

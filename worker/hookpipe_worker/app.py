@@ -18,10 +18,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
 
 from hookpipe.batching import BatchPolicy, MicroBatcher
+from hookpipe.bigquery import bigquery_client
 from hookpipe.event import from_message
+from hookpipe.http import request_headers
 from hookpipe.logging import configure_logging, log_event
 from hookpipe.sources import SourceConfig, load_source_configs
 from hookpipe.tracing import TraceContext, parse_trace
@@ -160,7 +161,7 @@ class WorkerApp:
         )
 
     async def handle(self, request: Request) -> Response:
-        path = request.url.path
+        path: str = request.scope["path"]
         if path == "/healthz":
             return JSONResponse({"status": "ok"})
         if path == "/readyz":
@@ -212,12 +213,12 @@ class WorkerApp:
 
     async def _push(self, request: Request) -> tuple[_Outcome, TraceContext | None]:
         outcome = _Outcome()
-        trace = parse_trace(request.headers)
+        headers = request_headers(request.scope)
+        trace = parse_trace(headers)
         delivery: Delivery | None = None
         try:
             if self._draining:
                 raise ShuttingDown("instance is shutting down")
-            headers = {k.lower(): v for k, v in request.headers.items()}
             await self._push_auth.verify(headers)
             adapters, committer = await self.start()
             body = await request.body()
@@ -246,9 +247,6 @@ class WorkerApp:
 
 
 def _default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfig]) -> Adapters:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import bigquery
-
     pool = create_pool(
         settings.database_url.get_secret_value(),
         min_size=settings.pool_min_size,
@@ -257,11 +255,7 @@ def _default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConf
         sslmode=settings.database_sslmode,
         sslrootcert=str(settings.database_sslrootcert) if settings.database_sslrootcert else None,
     )
-    client_kwargs: dict[str, Any] = {"project": settings.project_id}
-    if settings.bigquery_endpoint:
-        client_kwargs["credentials"] = AnonymousCredentials()
-        client_kwargs["client_options"] = {"api_endpoint": settings.bigquery_endpoint}
-    bq_client = bigquery.Client(**client_kwargs)
+    bq_client = bigquery_client(settings.project_id, settings.bigquery_endpoint)
     postgres = PostgresSink(pool)
     bq = BigQuerySink(bq_client, settings.bigquery_table_id, settings.bigquery_timeout_seconds)
     dead_letters = PubSubDeadLetters(

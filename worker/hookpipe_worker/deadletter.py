@@ -12,19 +12,14 @@ from typing import Protocol
 
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 from google.cloud.pubsub_v1 import PublisherClient
+from hookpipe.deadletters import ORIGINAL_MESSAGE_ID, WORKER_ATTRIBUTES
 
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import SinkUnavailable, error_class
 
 MAX_ATTRIBUTE_VALUE = 1024  # Pub/Sub's limit on an attribute value, in bytes
-REASON_ATTRIBUTES = (
-    "hookpipe-error-class",
-    "hookpipe-error-message",
-    "hookpipe-worker-revision",
-    "hookpipe-delivery-attempt",
-    "hookpipe-first-failure-time",
-    "hookpipe-original-message-id",
-)
+# Replaced, not stacked, when a replayed message fails again.
+REASON_ATTRIBUTES = (*WORKER_ATTRIBUTES, ORIGINAL_MESSAGE_ID)
 
 
 def _clip(text: str) -> str:
@@ -47,9 +42,9 @@ def reason_attributes(
     if delivery.delivery_attempt is not None:
         attributes["hookpipe-delivery-attempt"] = str(delivery.delivery_attempt)
     # A replayed message that fails again keeps pointing at the first message of its history.
-    original = delivery.attributes.get("hookpipe-original-message-id") or delivery.message_id
+    original = delivery.attributes.get(ORIGINAL_MESSAGE_ID) or delivery.message_id
     if original:
-        attributes["hookpipe-original-message-id"] = original
+        attributes[ORIGINAL_MESSAGE_ID] = original
     return attributes
 
 

@@ -44,7 +44,13 @@ class BatchWriter:
     ) -> None:
         self.postgres = postgres
         self.bigquery = bigquery
-        self.sources = sources
+        # Per source with a current-state table: the table and its columns' types, worked out
+        # once rather than per batch.
+        self._current_state_tables = [
+            (source, config.current_state, {n: c.type for n, c in config.columns.items()})
+            for source, config in sorted(sources.items())
+            if config.current_state is not None
+        ]
 
     async def commit(self, rows: Sequence[EventRow]) -> BatchResult:
         unique = sorted({r.event_id: r for r in rows}.values(), key=lambda r: r.event_id)
@@ -68,10 +74,7 @@ class BatchWriter:
         return {r.event_id: rejected.get(r.event_id) for r in unique}
 
     async def _current_state(self, conn: AsyncConnection, rows: Sequence[EventRow]) -> None:
-        for source, config in sorted(self.sources.items()):
-            if config.current_state is None:
-                continue
+        for source, table, types in self._current_state_tables:
             mine = [r for r in rows if r.source == source]
             if mine:
-                types = {name: spec.type for name, spec in config.columns.items()}
-                await self.postgres.upsert_current_state(conn, config.current_state, types, mine)
+                await self.postgres.upsert_current_state(conn, table, types, mine)

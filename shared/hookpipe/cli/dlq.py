@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from hookpipe.cli.deadletters import DeadLetter, Filters, replay_attributes
+from hookpipe.deadletters import DeadLetter, Filters, replay_attributes
 
 PULL_BATCH = 100
 # An empty subscription answers a pull only when this runs out: it ends every scan.
@@ -26,6 +26,7 @@ PULL_WAIT_SECONDS = 2
 # renewed while the operation runs, so messages held by a killed run reappear within this time.
 HOLD_SECONDS = 30
 RENEW_EVERY_SECONDS = 10
+MAX_ACK_IDS_PER_REQUEST = 1000  # a bound under Pub/Sub's 512 KB request size
 audit = logging.getLogger("hookpipe.audit")
 
 
@@ -50,14 +51,16 @@ class Scan:
         """Renew the hold on everything held, at most every RENEW_EVERY_SECONDS."""
         if time.monotonic() - self.renewed_at < RENEW_EVERY_SECONDS or not self.held:
             return
-        ack_ids = [h.ack_id for h in self.held.values()]
-        for start in range(0, len(ack_ids), 1000):
+        self._set_deadline([h.ack_id for h in self.held.values()], HOLD_SECONDS)
+        self.renewed_at = time.monotonic()
+
+    def _set_deadline(self, ack_ids: list[str], seconds: int) -> None:
+        for start in range(0, len(ack_ids), MAX_ACK_IDS_PER_REQUEST):
             self.subscriber.modify_ack_deadline(
                 subscription=self.subscription,
-                ack_ids=ack_ids[start : start + 1000],
-                ack_deadline_seconds=HOLD_SECONDS,
+                ack_ids=ack_ids[start : start + MAX_ACK_IDS_PER_REQUEST],
+                ack_deadline_seconds=seconds,
             )
-        self.renewed_at = time.monotonic()
 
     def __iter__(self) -> Iterator[DeadLetter]:
         seen: set[str] = set()
@@ -87,12 +90,7 @@ class Scan:
                 )
                 self.held[letter.message_id] = _Held(received.ack_id, letter)
                 fresh.append(letter)
-            if response.received_messages:
-                self.subscriber.modify_ack_deadline(
-                    subscription=self.subscription,
-                    ack_ids=[r.ack_id for r in response.received_messages],
-                    ack_deadline_seconds=HOLD_SECONDS,
-                )
+            self._set_deadline([r.ack_id for r in response.received_messages], HOLD_SECONDS)
             if not fresh:
                 return
             yield from fresh
@@ -102,13 +100,7 @@ class Scan:
         self.subscriber.acknowledge(subscription=self.subscription, ack_ids=[held.ack_id])
 
     def release_all(self) -> None:
-        ack_ids = [h.ack_id for h in self.held.values()]
-        for start in range(0, len(ack_ids), 1000):
-            self.subscriber.modify_ack_deadline(
-                subscription=self.subscription,
-                ack_ids=ack_ids[start : start + 1000],
-                ack_deadline_seconds=0,
-            )
+        self._set_deadline([h.ack_id for h in self.held.values()], 0)
         self.held.clear()
 
 
@@ -151,7 +143,6 @@ def replay(
     next_at = time.monotonic()
     try:
         for letter in scan:
-            summary.scanned += 1
             if not filters.matches(letter) or summary.selected >= max_messages:
                 continue
             summary.selected += 1
@@ -190,4 +181,5 @@ def replay(
             on_progress(letter, f"replayed as {new_id}")
     finally:
         scan.release_all()
+        summary.scanned = scan.scanned
     return summary

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from hookpipe.cli import dlq, smoke
 from hookpipe.cli import subscriptions as subs
-from hookpipe.cli.deadletters import DeadLetter, Filters, parse_attribute_filters, parse_time
+from hookpipe.deadletters import DeadLetter, Filters, parse_attribute_filters, parse_time
 from hookpipe.logging import configure_logging
 from hookpipe.topology import DEFAULT_TOPOLOGY_FILE, Topology, TopologyError, load_topology
 

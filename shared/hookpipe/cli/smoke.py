@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import requests
 from google.api_core.exceptions import GoogleAPICallError
@@ -135,20 +135,13 @@ class BigQueryRows:
     def __init__(self, table_id: str, endpoint: str | None = None) -> None:
         from google.cloud import bigquery
 
+        from hookpipe.bigquery import bigquery_client
+
         if not TABLE_ID.fullmatch(table_id):
             raise SmokeFailed(f"BigQuery table {table_id!r} is not PROJECT.DATASET.TABLE")
-
-        options: dict[str, Any] = {}
-        if endpoint:  # the local emulator takes no credentials
-            from google.auth.credentials import AnonymousCredentials
-
-            options = {
-                "credentials": AnonymousCredentials(),
-                "client_options": {"api_endpoint": endpoint},
-            }
         self._bigquery = bigquery
         try:
-            self._client = bigquery.Client(project=table_id.rsplit(".", 2)[0], **options)
+            self._client = bigquery_client(table_id.rsplit(".", 2)[0], endpoint)
         except GoogleAuthError as exc:
             raise SmokeFailed(f"row out: no credentials to read BigQuery: {exc}") from None
         self._table_id = table_id

@@ -64,20 +64,14 @@ def desired_settings(spec: SubscriptionSpec, push_base_url: str | None) -> dict[
     endpoint = spec.push_endpoint
     if endpoint is None and spec.push_path is not None and push_base_url:
         endpoint = push_base_url.rstrip("/") + spec.push_path
+    retry, dead_letter = spec.retry_policy, spec.dead_letter_policy
     return {
         "ack_deadline_seconds": spec.ack_deadline_seconds,
-        "retry_policy.minimum_backoff_seconds": spec.retry_policy.minimum_backoff_seconds
-        if spec.retry_policy
-        else None,
-        "retry_policy.maximum_backoff_seconds": spec.retry_policy.maximum_backoff_seconds
-        if spec.retry_policy
-        else None,
-        "dead_letter_policy.topic": spec.dead_letter_policy.topic
-        if spec.dead_letter_policy
-        else None,
-        "dead_letter_policy.max_delivery_attempts": spec.dead_letter_policy.max_delivery_attempts
-        if spec.dead_letter_policy
-        else None,
+        "retry_policy.minimum_backoff_seconds": retry and retry.minimum_backoff_seconds,
+        "retry_policy.maximum_backoff_seconds": retry and retry.maximum_backoff_seconds,
+        "dead_letter_policy.topic": dead_letter and dead_letter.topic,
+        "dead_letter_policy.max_delivery_attempts": dead_letter
+        and dead_letter.max_delivery_attempts,
         "message_retention_seconds": spec.message_retention_seconds,
         "enable_exactly_once_delivery": spec.enable_exactly_once_delivery,
         "push_endpoint": endpoint,

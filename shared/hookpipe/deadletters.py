@@ -1,4 +1,5 @@
-"""Dead-letter messages as operators see them: reasons, filters, replay attributes. Pure."""
+"""Dead-letter messages: the attributes the worker adds and the CLI reads, and dead letters as
+operators see them (reasons, filters, replay attributes). Pure."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ PUBSUB_DEAD_LETTER_ATTRIBUTES = (
     "CloudPubSubDeadLetterSourceSubscriptionProject",
     "CloudPubSubDeadLetterSourceTopicPublishTime",
 )
-# Added by the worker when it dead-letters a permanent failure.
-REASON_PREFIX = "hookpipe-error-"
+# Added by the worker when it dead-letters a permanent failure (hookpipe_worker.deadletter).
 WORKER_ATTRIBUTES = (
     "hookpipe-error-class",
     "hookpipe-error-message",
