@@ -12,6 +12,26 @@ import pytest
 
 from tests.support import StackHandle
 
+# On a failed stack test, the tail of each service's log goes into the report: CI keeps no
+# state directory, and a timeout alone does not say which hop stopped.
+LOG_TAIL_LINES = {"worker": 40, "ingest": 10, "pubsub": 20, "postgres": 10, "bigquery": 10}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    handle = getattr(item, "funcargs", {}).get("stack")
+    if report.failed and report.when == "call" and isinstance(handle, StackHandle):
+        for name, lines in LOG_TAIL_LINES.items():
+            process = getattr(handle.stack, name).process
+            if process is not None:
+                report.sections.append(
+                    (f"{name} log (last {lines} lines)", process.log_tail(lines))
+                )
+    return report
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackHandle]:

@@ -273,7 +273,23 @@ def _default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConf
     async def ready() -> bool:
         return await postgres.ready()
 
-    writer = BatchWriter(postgres, bq, sources)
+    def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
+        log_event(
+            logger,
+            logging.WARNING,
+            f"batch attempt {attempt} failed, trying again in {delay:g} s",
+            project_id=settings.project_id,
+            fields={
+                "event": "batch_retry",
+                "attempt": attempt,
+                "reason": f"{error_class(exc)}: {exc}",
+                "retry_in_seconds": delay,
+            },
+        )
+
+    writer = BatchWriter(
+        postgres, bq, sources, retry_seconds=settings.postgres_retry_seconds, on_retry=on_retry
+    )
     return Adapters(writer, dead_letters, open_, ready)
 
 

@@ -24,6 +24,10 @@ class WorkerSettings(CommonSettings):
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=4, ge=1, le=100)
     pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How long a batch keeps trying again, with backoff, when Postgres was unreachable or
+    # restarting (docs/delivery.md) before its pushes are answered 503. With the pool and
+    # BigQuery timeouts, a batch takes at most ~25 s: well inside the 60 s ack deadline.
+    postgres_retry_seconds: float = Field(default=10.0, ge=0, le=30)
 
     bigquery_dataset: str = "hookpipe"
     bigquery_table: str = "raw_events"
