@@ -17,16 +17,20 @@ PUBSUB_DEAD_LETTER_ATTRIBUTES = (
     "CloudPubSubDeadLetterSourceTopicPublishTime",
 )
 # Added by the worker when it dead-letters a permanent failure (hookpipe_worker.deadletter).
-WORKER_ATTRIBUTES = (
+# Why this failure happened: a replay drops them, and a new failure writes its own.
+REASON_ATTRIBUTES = (
     "hookpipe-error-class",
     "hookpipe-error-message",
     "hookpipe-worker-revision",
     "hookpipe-delivery-attempt",
-    "hookpipe-first-failure-time",
 )
+# The message's history: a replay keeps them, so a replayed message that fails again still
+# names the message it started as and when it first failed.
+ORIGINAL_MESSAGE_ID = "hookpipe-original-message-id"
+FIRST_FAILURE_TIME = "hookpipe-first-failure-time"
+WORKER_ATTRIBUTES = (*REASON_ATTRIBUTES, ORIGINAL_MESSAGE_ID, FIRST_FAILURE_TIME)
 REPLAY_COUNT = "hookpipe-replay-count"
 REPLAYED_AT = "hookpipe-replayed-at"
-ORIGINAL_MESSAGE_ID = "hookpipe-original-message-id"
 MAX_ATTEMPTS_REASON = "MaxDeliveryAttempts"
 
 
@@ -138,14 +142,32 @@ def parse_time(text: str, now: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def replayed_since(letter: DeadLetter, since: datetime) -> bool:
+    """Whether ``letter`` is a message replayed at or after ``since`` that failed again. A replay
+    run must not pick up what it replayed itself: a message whose cause is not fixed would go
+    round (dead-letter topic → replay → worker → dead-letter topic) until the scan limit. The
+    replay's own timestamp is compared, not Pub/Sub's publish time: same clock, no skew."""
+    stamp = letter.attributes.get(REPLAYED_AT)
+    if not stamp:
+        return False
+    try:
+        replayed_at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if replayed_at.tzinfo is None:
+        replayed_at = replayed_at.replace(tzinfo=UTC)
+    return replayed_at >= since
+
+
 def replay_attributes(letter: DeadLetter, now: datetime) -> dict[str, str]:
     """The attributes a replayed message is published with: the original ones (the CloudEvent
-    the worker decodes), without the dead-letter reason, plus the replay's own bookkeeping."""
+    the worker decodes), without the dead-letter reason, plus its history (first message, first
+    failure) and the replay's own bookkeeping."""
     attributes = {
         k: v
         for k, v in letter.attributes.items()
         if k not in PUBSUB_DEAD_LETTER_ATTRIBUTES
-        and k not in WORKER_ATTRIBUTES
+        and k not in REASON_ATTRIBUTES
         and k not in (REPLAY_COUNT, REPLAYED_AT, ORIGINAL_MESSAGE_ID)
     }
     previous = letter.attributes.get(REPLAY_COUNT, "0")

@@ -178,6 +178,39 @@ def test_replay_killed_mid_run_and_run_again_loses_and_duplicates_nothing(
     assert cli_json(stack, "dlq", "stats", *ids_filter(dead_lettered))["total"] == 0
 
 
+def test_a_replayed_message_that_fails_again_keeps_its_history(stack: StackHandle) -> None:
+    """Replayed before its cause was fixed: it comes back with a fresh reason, one replay more,
+    and the same first message id and first failure time."""
+    response = stack.post(lead(lp_timestamp="yesterday"))  # the worker cannot map it
+    assert response.status_code == 202, response.text
+    event_id = response.json()["event_id"]
+
+    def dead_letter(replays: int) -> dict[str, str] | None:
+        for letter in cli_json(stack, "dlq", "peek", *ids_filter([event_id])):
+            attributes: dict[str, str] = letter["attributes"]
+            if int(attributes.get("hookpipe-replay-count", "0")) == replays:
+                return attributes
+        return None
+
+    first = wait_for(lambda: dead_letter(0), 60, "the worker to dead-letter the event")
+    assert first["hookpipe-error-class"] == "MappingError"
+    # The replay must not pick up its own replay when that fails again: once round, not a loop.
+    replayed = cli_json(stack, "dlq", "replay", *ids_filter([event_id]))
+    assert replayed["replayed"] == 1
+    again = wait_for(lambda: dead_letter(1), 60, "the replayed event to be dead-lettered again")
+    letters = cli_json(stack, "dlq", "peek", *ids_filter([event_id]))
+    assert [letter["attributes"]["hookpipe-replay-count"] for letter in letters] == ["1"]
+
+    assert again["hookpipe-error-class"] == "MappingError"
+    assert again["hookpipe-first-failure-time"] == first["hookpipe-first-failure-time"]
+    assert again["hookpipe-original-message-id"] == first["hookpipe-original-message-id"]
+    assert "hookpipe-replayed-at" in again
+    assert stack.pg_events([event_id]) == {}
+    stack.take_dead_letters(
+        lambda attributes, _: attributes.get("ce-id") == event_id, lambda found: len(found) == 1
+    )
+
+
 def test_replay_refuses_to_run_unfiltered_without_all(stack: StackHandle) -> None:
     result = cli(stack, "dlq", "replay")
     assert result.returncode == 2

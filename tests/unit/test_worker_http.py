@@ -174,8 +174,9 @@ def test_routes(writer: FakeWriter, dead: FakeDeadLetters) -> None:
     assert client.post("/elsewhere").status_code == 404
 
 
-def test_dead_letter_reason_attributes_keep_the_first_message_id() -> None:
-    from hookpipe_worker.deadletter import REASON_ATTRIBUTES, reason_attributes
+def test_dead_letter_reason_attributes_keep_the_message_history() -> None:
+    from hookpipe.deadletters import WORKER_ATTRIBUTES
+    from hookpipe_worker.deadletter import reason_attributes
 
     now = datetime(2026, 11, 26, tzinfo=UTC)
     first = Delivery(b"", {}, message_id="m-1", delivery_attempt=3)
@@ -188,8 +189,19 @@ def test_dead_letter_reason_attributes_keep_the_first_message_id() -> None:
         "hookpipe-delivery-attempt": "3",
         "hookpipe-original-message-id": "m-1",
     }
-    # Exactly the attributes the CLI strips before a replay (hookpipe.deadletters).
-    assert set(attrs) == set(REASON_ATTRIBUTES)
-    replayed = Delivery(b"", {"hookpipe-original-message-id": "m-1"}, message_id="m-9")
-    again = reason_attributes(replayed, RowRejected("postgres", "bad"), "rev-8", now)
+    # Exactly the attributes the CLI knows as the worker's (hookpipe.deadletters).
+    assert set(attrs) == set(WORKER_ATTRIBUTES)
+    # Replayed a day later (with the history a replay carries) and failing again.
+    replayed = Delivery(
+        b"",
+        {
+            "hookpipe-original-message-id": "m-1",
+            "hookpipe-first-failure-time": "2026-11-26T00:00:00Z",
+        },
+        message_id="m-9",
+    )
+    later = datetime(2026, 11, 27, tzinfo=UTC)
+    again = reason_attributes(replayed, RowRejected("postgres", "still bad"), "rev-8", later)
     assert again["hookpipe-original-message-id"] == "m-1"
+    assert again["hookpipe-first-failure-time"] == "2026-11-26T00:00:00Z"
+    assert again["hookpipe-error-message"] == "postgres rejected the row: still bad"

@@ -12,14 +12,12 @@ from typing import Protocol
 
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 from google.cloud.pubsub_v1 import PublisherClient
-from hookpipe.deadletters import ORIGINAL_MESSAGE_ID, WORKER_ATTRIBUTES
+from hookpipe.deadletters import FIRST_FAILURE_TIME, ORIGINAL_MESSAGE_ID, WORKER_ATTRIBUTES
 
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import SinkUnavailable, error_class
 
 MAX_ATTRIBUTE_VALUE = 1024  # Pub/Sub's limit on an attribute value, in bytes
-# Replaced, not stacked, when a replayed message fails again.
-REASON_ATTRIBUTES = (*WORKER_ATTRIBUTES, ORIGINAL_MESSAGE_ID)
 
 
 def _clip(text: str) -> str:
@@ -37,11 +35,13 @@ def reason_attributes(
         "hookpipe-error-class": error_class(exc),
         "hookpipe-error-message": _clip(str(exc) or error_class(exc)),
         "hookpipe-worker-revision": revision,
-        "hookpipe-first-failure-time": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        # A replayed message that fails again keeps the history a replay carries over: when it
+        # first failed, and the first message it was.
+        FIRST_FAILURE_TIME: delivery.attributes.get(FIRST_FAILURE_TIME)
+        or now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     }
     if delivery.delivery_attempt is not None:
         attributes["hookpipe-delivery-attempt"] = str(delivery.delivery_attempt)
-    # A replayed message that fails again keeps pointing at the first message of its history.
     original = delivery.attributes.get(ORIGINAL_MESSAGE_ID) or delivery.message_id
     if original:
         attributes[ORIGINAL_MESSAGE_ID] = original
@@ -62,7 +62,8 @@ class PubSubDeadLetters:
     async def publish(self, delivery: Delivery, exc: BaseException) -> str:
         """Publish and wait for Pub/Sub's confirmation; raise SinkUnavailable otherwise (the
         push is then answered non-2xx and Pub/Sub redelivers it)."""
-        attributes = {k: v for k, v in delivery.attributes.items() if k not in REASON_ATTRIBUTES}
+        # Replaced, not stacked, when a replayed message fails again.
+        attributes = {k: v for k, v in delivery.attributes.items() if k not in WORKER_ATTRIBUTES}
         attributes.update(reason_attributes(delivery, exc, self._revision, datetime.now(UTC)))
         try:
             future = self._client.publish(

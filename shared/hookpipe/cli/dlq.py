@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from hookpipe.deadletters import DeadLetter, Filters, replay_attributes
+from hookpipe.deadletters import DeadLetter, Filters, replay_attributes, replayed_since
 
 PULL_BATCH = 100
 # An empty subscription answers a pull only when this runs out: it ends every scan.
@@ -121,6 +121,8 @@ class ReplaySummary:
     selected: int = 0
     replayed: int = 0
     failed: int = 0
+    # Replayed by this run and dead-lettered again before it ended: left for the next run.
+    failed_again: int = 0
     letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -138,11 +140,15 @@ def replay(
     on_progress: Callable[[DeadLetter, str], None] = lambda letter, outcome: None,
 ) -> ReplaySummary:
     summary = ReplaySummary()
+    started = datetime.now(UTC)
     scan = Scan(subscriber, subscription, scan_limit)
     interval = 1.0 / rate if rate else 0.0
     next_at = time.monotonic()
     try:
         for letter in scan:
+            if replayed_since(letter, started):
+                summary.failed_again += 1
+                continue  # held, then released untouched with the rest
             if not filters.matches(letter) or summary.selected >= max_messages:
                 continue
             summary.selected += 1

@@ -196,6 +196,7 @@ def dlq_replay(args: argparse.Namespace) -> int:
         "selected": summary.selected,
         "replayed": summary.replayed,
         "failed": summary.failed,
+        "failed_again": summary.failed_again,
         "messages": [letter.as_dict(80) for letter in summary.letters],
     }
 
@@ -206,6 +207,11 @@ def dlq_replay(args: argparse.Namespace) -> int:
             f"{summary.selected if args.dry_run else summary.replayed} · failed "
             f"{summary.failed} → {topic}"
         )
+        if summary.failed_again:
+            out.print(
+                f"{summary.failed_again} replayed message(s) were dead-lettered again during "
+                "this run and left in place: their cause is not fixed (`hookpipe dlq peek`)"
+            )
 
     _emit(args, data, render)
     return EXIT_REPLAY_FAILED if summary.failed else EXIT_OK
