@@ -7,6 +7,9 @@ oldest item has waited ``max_delay`` seconds, and hands it to ``flush`` with at 
 ``max_concurrent`` flushes in flight. While every slot is busy, items accumulate: batches grow
 with load by themselves, and with ``max_delay=0`` a lone caller waits for no one.
 
+A queued item whose caller has given up (timed out, disconnected) is dropped when its batch is
+taken: it is never flushed after its caller was answered.
+
 The queue is bounded (``max_queued`` items): beyond it ``submit`` raises the ``overloaded`` error
 at once, so the caller can answer "retry later" instead of timing out.
 """
@@ -112,6 +115,9 @@ class MicroBatcher[T, R]:
                 continue
             await self._slots.acquire()
             batch = self._take()
+            if not batch:  # every queued caller had given up
+                self._slots.release()
+                continue
             task = asyncio.create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -121,6 +127,13 @@ class MicroBatcher[T, R]:
         size = 0
         while self._queue and len(batch) < self._policy.max_items:
             pending = self._queue[0]
+            if pending.future.done():
+                # Its caller gave up (a timeout, a disconnect) and has had its answer, e.g.
+                # ingest's 503: flushing it now would publish a webhook its sender was told
+                # failed. (An item already in flight when its caller gives up still completes.)
+                self._queue.popleft()
+                self._queued_bytes -= pending.size
+                continue
             if batch and size + pending.size > self._policy.max_bytes:
                 break
             batch.append(self._queue.popleft())

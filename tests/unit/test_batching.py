@@ -130,3 +130,34 @@ def test_close_flushes_what_is_queued_and_refuses_new_items() -> None:
             await batcher.submit(6)
 
     asyncio.run(scenario())
+
+
+def test_an_item_whose_caller_gave_up_is_never_flushed() -> None:
+    """Ingest answers 503 when its publish times out; the webhook must not be published after."""
+    flushed: list[list[int]] = []
+    flushing, gate = asyncio.Event(), asyncio.Event()
+
+    async def flush(items: Sequence[int]) -> list[int | BaseException]:
+        flushed.append(list(items))
+        flushing.set()
+        await gate.wait()
+        return [i * 10 for i in items]
+
+    async def scenario() -> int:
+        batcher: MicroBatcher[int, int] = MicroBatcher(
+            flush,
+            BatchPolicy(max_concurrent=1),
+            size=lambda _: 100,
+            overloaded=lambda n: Overloaded(n),
+        )
+        first = asyncio.create_task(batcher.submit(1))  # holds the only slot until the gate
+        await flushing.wait()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(batcher.submit(2), 0.01)  # queued behind it; gives up
+        third = asyncio.create_task(batcher.submit(3))
+        gate.set()
+        assert await first == 10
+        return await third
+
+    assert asyncio.run(scenario()) == 30
+    assert flushed == [[1], [3]]
