@@ -153,6 +153,17 @@ resource "google_logging_metric" "bigquery_insert_errors" {
   }
 }
 
+# Batches the worker tried again because Postgres was unreachable or restarting
+# (HOOKPIPE_POSTGRES_RETRY_SECONDS): Supabase blips that cost latency, not redeliveries.
+resource "google_logging_metric" "postgres_batch_retries" {
+  name   = "hookpipe/postgres_batch_retries"
+  filter = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloud_run_v2_service.worker.name}\" AND jsonPayload.event=\"batch_retry\""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
 resource "google_monitoring_dashboard" "hookpipe" {
   dashboard_json = jsonencode({
     displayName = "hookpipe"
@@ -167,6 +178,7 @@ resource "google_monitoring_dashboard" "hookpipe" {
           ["Dead-letter depth", "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" resource.type=\"pubsub_subscription\" resource.label.subscription_id=\"${google_pubsub_subscription.dead_letter_pull.name}\"", "ALIGN_MAX", []],
           ["BigQuery insert errors", "metric.type=\"logging.googleapis.com/user/${google_logging_metric.bigquery_insert_errors.name}\" resource.type=\"cloud_run_revision\"", "ALIGN_RATE", []],
           ["Worker batch size (p50)", "metric.type=\"logging.googleapis.com/user/${google_logging_metric.worker_batch_rows.name}\" resource.type=\"cloud_run_revision\"", "ALIGN_PERCENTILE_50", []],
+          ["Postgres batch retries", "metric.type=\"logging.googleapis.com/user/${google_logging_metric.postgres_batch_retries.name}\" resource.type=\"cloud_run_revision\"", "ALIGN_RATE", []],
           ] : {
           title = widget[0]
           xyChart = {

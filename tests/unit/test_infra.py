@@ -178,3 +178,20 @@ def test_each_github_context_acts_as_one_account() -> None:
     for subject in re.findall(r'= "([^"]+)"', subjects.group(1)):
         assert f"assertion.sub == '{subject}'" in condition
     assert condition.count("assertion.sub ==") == 2
+
+
+def test_logs_based_metrics_read_events_the_worker_writes() -> None:
+    """A logs-based metric whose filter names an event or field the worker no longer logs counts
+    nothing, silently. Each must match a canonical log line the worker writes."""
+    worker = (REPO / "worker/hookpipe_worker/app.py").read_text()
+    metrics = resources("google_logging_metric")
+    assert metrics
+    for name, metric in metrics.items():
+        events = re.findall(r'jsonPayload\.event=\\?"(\w+)', metric["filter"])
+        assert events, f"{name}: its filter names no worker log event"
+        for event in events:
+            assert f'"event": "{event}"' in worker, f"{name}: the worker logs no {event!r} event"
+        for extracted in re.findall(
+            r"EXTRACT\(jsonPayload\.(\w+)\)", metric.get("value_extractor", "")
+        ):
+            assert f'"{extracted}":' in worker, f"{name}: the worker logs no {extracted!r} field"
