@@ -9,7 +9,7 @@ PYTHON313 = $(shell scripts/find-python313)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker \
+.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker bench-recovery \
         bench-bigquery lock \
         bigquery-emulator-lock clean
 
@@ -57,10 +57,16 @@ bench-worker: install ## Worker throughput/latency with group commit vs one writ
 bench-bigquery: install ## insertAll against the Storage Write API on the BigQuery emulator
 	$(PY) -m benchmarks.bigquery_write
 
+bench-recovery: install ## How soon the worker's Postgres pool serves again after an outage, vs psycopg_pool's default
+	$(PY) -m benchmarks.pool_recovery
+
 lock: ## Re-resolve uv.lock after changing a pyproject.toml
 	UV_PYTHON="$(PYTHON313)" uv lock
 
-bigquery-emulator-lock: ## Re-resolve the BigQuery emulator's hashed requirements
+bigquery-emulator-bench-recovery: install ## How soon the worker's Postgres pool serves again after an outage, vs psycopg_pool's default
+	$(PY) -m benchmarks.pool_recovery
+
+lock: ## Re-resolve the BigQuery emulator's hashed requirements
 	uv pip compile -q --python-version 3.13 --generate-hashes \
 	  devstack/bigquery-emulator/requirements.in -o devstack/bigquery-emulator/requirements.txt
 

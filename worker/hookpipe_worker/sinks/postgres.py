@@ -32,6 +32,13 @@ RETURNING event_id
 
 DELETE_EVENTS = "DELETE FROM hookpipe.events WHERE event_id = ANY(%s::text[])"
 
+# psycopg_pool retries a failed connection with a delay that doubles without a cap until its
+# reconnect_timeout (default 300 s): after a 60 s outage its next try can be a minute away, and
+# every push meanwhile is answered 503 although Postgres is back. Giving up after 10 s instead
+# makes the next checkout start a fresh attempt at once, so the gap between tries stays a few
+# seconds (`make bench-recovery`, docs/benchmarks.md).
+RECONNECT_TIMEOUT_SECONDS = 10.0
+
 
 def is_row_error(exc: BaseException) -> bool:
     """Data exceptions (SQLSTATE class 22) and integrity violations (23) belong to the row's values:
@@ -56,6 +63,7 @@ def create_pool(
         max_size=max_size,
         timeout=timeout,
         open=False,
+        reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         # No prepared statements: Supavisor's transaction mode hands each transaction to any
         # server connection, where a statement prepared on another one does not exist.
         kwargs={"prepare_threshold": None, "autocommit": False, **tls},
