@@ -63,10 +63,7 @@ bench-recovery: install ## How soon the worker's Postgres pool serves again afte
 lock: ## Re-resolve uv.lock after changing a pyproject.toml
 	UV_PYTHON="$(PYTHON313)" uv lock
 
-bigquery-emulator-bench-recovery: install ## How soon the worker's Postgres pool serves again after an outage, vs psycopg_pool's default
-	$(PY) -m benchmarks.pool_recovery
-
-lock: ## Re-resolve the BigQuery emulator's hashed requirements
+bigquery-emulator-lock: ## Re-resolve the BigQuery emulator's hashed requirements
 	uv pip compile -q --python-version 3.13 --generate-hashes \
 	  devstack/bigquery-emulator/requirements.in -o devstack/bigquery-emulator/requirements.txt
 
