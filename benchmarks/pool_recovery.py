@@ -21,21 +21,16 @@ from pathlib import Path
 
 import psycopg
 from hookpipe_devstack.services import Postgres
-from hookpipe_worker.sinks.postgres import RECONNECT_TIMEOUT_SECONDS
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from hookpipe_worker.sinks.postgres import RECONNECT_TIMEOUT_SECONDS, create_pool
+from psycopg_pool import PoolTimeout
 
 DEFAULT_RECONNECT_TIMEOUT = 300.0  # psycopg_pool's own default
 
 
 async def recovery_lag(postgres: Postgres, outage: float, reconnect_timeout: float) -> float:
-    pool = AsyncConnectionPool(
-        postgres.url,
-        min_size=1,
-        max_size=2,
-        timeout=1.0,
-        reconnect_timeout=reconnect_timeout,
-        open=False,
-        kwargs={"prepare_threshold": None},
+    # The worker's own pool, differing only in reconnect_timeout.
+    pool = create_pool(
+        postgres.url, min_size=1, max_size=2, timeout=1.0, reconnect_timeout=reconnect_timeout
     )
     await pool.open(wait=True)
     served_at: list[float] = []

@@ -133,13 +133,23 @@ def parse_attribute_filters(pairs: Sequence[str]) -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in result.items()}
 
 
+def timestamp(moment: datetime) -> str:
+    """The form of the time attributes (``hookpipe-first-failure-time``, ``…-replayed-at``)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """ISO 8601, UTC when it has no offset. Raises ValueError."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def parse_time(text: str, now: datetime) -> datetime:
     """ISO 8601 (UTC when no offset), or an age before ``now``: ``90s``, ``15m``, ``2h``, ``7d``."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if text and text[-1] in units and text[:-1].isdigit():
         return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return parse_timestamp(text)
 
 
 def replayed_since(letter: DeadLetter, since: datetime) -> bool:
@@ -147,16 +157,10 @@ def replayed_since(letter: DeadLetter, since: datetime) -> bool:
     run must not pick up what it replayed itself: a message whose cause is not fixed would go
     round (dead-letter topic → replay → worker → dead-letter topic) until the scan limit. The
     replay's own timestamp is compared, not Pub/Sub's publish time: same clock, no skew."""
-    stamp = letter.attributes.get(REPLAYED_AT)
-    if not stamp:
-        return False
     try:
-        replayed_at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
+        return parse_timestamp(letter.attributes.get(REPLAYED_AT, "")) >= since
+    except ValueError:  # never replayed, or not a time
         return False
-    if replayed_at.tzinfo is None:
-        replayed_at = replayed_at.replace(tzinfo=UTC)
-    return replayed_at >= since
 
 
 def replay_attributes(letter: DeadLetter, now: datetime) -> dict[str, str]:
@@ -173,5 +177,5 @@ def replay_attributes(letter: DeadLetter, now: datetime) -> dict[str, str]:
     previous = letter.attributes.get(REPLAY_COUNT, "0")
     attributes[REPLAY_COUNT] = str(int(previous) + 1 if previous.isdigit() else 1)
     attributes[ORIGINAL_MESSAGE_ID] = letter.attributes.get(ORIGINAL_MESSAGE_ID, letter.message_id)
-    attributes[REPLAYED_AT] = now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    attributes[REPLAYED_AT] = timestamp(now)
     return attributes

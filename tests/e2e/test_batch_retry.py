@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,20 +46,20 @@ async def commit(
     *,
     retry_seconds: float,
     pool_timeout: float = 5.0,
+    retries: list[tuple[int, str, float]],
     database_url: str | None = None,
-    on_retry: list[tuple[int, str, float]] | None = None,
-    when_first_retried: object = None,
+    when_first_retried: Callable[[], None] | None = None,
 ) -> BatchResult:
-    """Commit ``rows`` through a writer wired as the worker wires it; record each retry."""
+    """Commit ``rows`` through a writer wired as the worker wires it; record each retry in
+    ``retries``."""
     pool = create_pool(
         database_url or stack.stack.postgres.url, min_size=1, max_size=2, timeout=pool_timeout
     )
     await pool.open(wait=False)
-    retries = on_retry if on_retry is not None else []
 
     def record(attempt: int, exc: BaseException, delay: float) -> None:
         retries.append((attempt, f"{type(exc).__name__}: {exc}", delay))
-        if attempt == 1 and callable(when_first_retried):
+        if attempt == 1 and when_first_retried is not None:
             when_first_retried()
 
     bigquery = BigQuerySink(stack.bq, f"{stack.project_id}.hookpipe.raw_events", 10.0)
@@ -95,7 +95,7 @@ def test_a_batch_rides_out_a_postgres_restart(stack: StackHandle) -> None:
             stack,
             rows,
             retry_seconds=10.0,
-            on_retry=retries,
+            retries=retries,
             when_first_retried=stack.stack.postgres.start,
         )
     )
@@ -112,7 +112,7 @@ def test_an_outage_longer_than_the_budget_is_answered_503(stack: StackHandle) ->
     retries: list[tuple[int, str, float]] = []
     with pytest.raises(SinkUnavailable, match="postgres"):
         asyncio.run(
-            commit(stack, [lead_row()], retry_seconds=1.0, pool_timeout=0.3, on_retry=retries)
+            commit(stack, [lead_row()], retry_seconds=1.0, pool_timeout=0.3, retries=retries)
         )
     delays = [delay for _, _, delay in retries]
     assert len(delays) >= 2
@@ -149,7 +149,7 @@ def test_a_failure_waiting_cannot_fix_goes_straight_back_to_pubsub(
                 [row],
                 retry_seconds=10.0,
                 database_url=role_without_leads_table,
-                on_retry=retries,
+                retries=retries,
             )
         )
     assert retries == []

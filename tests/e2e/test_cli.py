@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from google.cloud.pubsub_v1 import PublisherClient
+from hookpipe.deadletters import timestamp
 from hookpipe.event import to_message
 
 from tests.events import webhook_event
@@ -208,6 +209,36 @@ def test_a_replayed_message_that_fails_again_keeps_its_history(stack: StackHandl
     assert stack.pg_events([event_id]) == {}
     stack.take_dead_letters(
         lambda attributes, _: attributes.get("ce-id") == event_id, lambda found: len(found) == 1
+    )
+
+
+def test_replay_leaves_its_own_replays_that_failed_again_in_place(stack: StackHandle) -> None:
+    """A dead letter stamped as replayed after the run began (its own replay, failed again) is
+    neither replayed again nor consumed: it is counted as failed_again and stays for the operator.
+    Published directly so the timing is exact: its replay stamp lies after the run's start."""
+    event = webhook_event(lead())
+    data, attributes = to_message(event)
+    attributes |= {
+        "hookpipe-error-class": "MappingError",
+        "hookpipe-error-message": "lp_timestamp: 'yesterday' is not a valid timestamp",
+        "hookpipe-replay-count": "1",
+        "hookpipe-replayed-at": timestamp(datetime.now(UTC) + timedelta(hours=1)),
+    }
+    publisher = PublisherClient()
+    publisher.publish(
+        publisher.topic_path(stack.project_id, "hookpipe-dead-letter"), data, **attributes
+    ).result()
+    publisher.stop()
+
+    summary = cli_json(stack, "dlq", "replay", *ids_filter([event.id]))
+    assert (summary["failed_again"], summary["selected"], summary["replayed"]) == (1, 0, 0)
+    human = cli(stack, "dlq", "replay", *ids_filter([event.id]))
+    assert human.returncode == 0, human.stderr
+    assert "1 replayed message(s) were dead-lettered again during this run" in human.stdout
+    assert cli_json(stack, "dlq", "stats", *ids_filter([event.id]))["total"] == 1
+    assert stack.pg_events([event.id]) == {}
+    stack.take_dead_letters(
+        lambda attributes, _: attributes.get("ce-id") == event.id, lambda found: len(found) == 1
     )
 
 

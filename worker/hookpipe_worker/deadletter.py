@@ -12,7 +12,12 @@ from typing import Protocol
 
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 from google.cloud.pubsub_v1 import PublisherClient
-from hookpipe.deadletters import FIRST_FAILURE_TIME, ORIGINAL_MESSAGE_ID, WORKER_ATTRIBUTES
+from hookpipe.deadletters import (
+    FIRST_FAILURE_TIME,
+    ORIGINAL_MESSAGE_ID,
+    WORKER_ATTRIBUTES,
+    timestamp,
+)
 
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import SinkUnavailable, error_class
@@ -37,8 +42,7 @@ def reason_attributes(
         "hookpipe-worker-revision": revision,
         # A replayed message that fails again keeps the history a replay carries over: when it
         # first failed, and the first message it was.
-        FIRST_FAILURE_TIME: delivery.attributes.get(FIRST_FAILURE_TIME)
-        or now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        FIRST_FAILURE_TIME: delivery.attributes.get(FIRST_FAILURE_TIME) or timestamp(now),
     }
     if delivery.delivery_attempt is not None:
         attributes["hookpipe-delivery-attempt"] = str(delivery.delivery_attempt)

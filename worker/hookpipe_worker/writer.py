@@ -58,12 +58,12 @@ class BatchWriter:
         bigquery: BigQuerySink,
         sources: Mapping[str, SourceConfig],
         *,
-        retry_seconds: float = 10.0,
+        retry_seconds: float,
         on_retry: OnRetry | None = None,
     ) -> None:
         self.postgres = postgres
         self.bigquery = bigquery
-        self.retry_seconds = retry_seconds
+        self._retry_seconds = retry_seconds
         self._on_retry = on_retry
         # Per source with a current-state table: the table and its columns' types, worked out
         # once rather than per batch.
@@ -77,7 +77,7 @@ class BatchWriter:
         unique = sorted({r.event_id: r for r in rows}.values(), key=lambda r: r.event_id)
         # No new attempt starts after the deadline; one that started may still wait up to the
         # pool timeout for a connection.
-        deadline = time.monotonic() + self.retry_seconds
+        deadline = time.monotonic() + self._retry_seconds
         delay = FIRST_RETRY_DELAY
         attempt = 1
         while True:

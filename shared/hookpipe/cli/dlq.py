@@ -146,10 +146,12 @@ def replay(
     next_at = time.monotonic()
     try:
         for letter in scan:
+            if not filters.matches(letter):
+                continue
             if replayed_since(letter, started):
                 summary.failed_again += 1
                 continue  # held, then released untouched with the rest
-            if not filters.matches(letter) or summary.selected >= max_messages:
+            if summary.selected >= max_messages:
                 continue
             summary.selected += 1
             summary.letters.append(letter)

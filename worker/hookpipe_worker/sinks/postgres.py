@@ -55,6 +55,7 @@ def create_pool(
     timeout: float,
     sslmode: str | None = None,
     sslrootcert: str | None = None,
+    reconnect_timeout: float = RECONNECT_TIMEOUT_SECONDS,
 ) -> AsyncConnectionPool:
     tls = {k: v for k, v in {"sslmode": sslmode, "sslrootcert": sslrootcert}.items() if v}
     return AsyncConnectionPool(
@@ -63,7 +64,7 @@ def create_pool(
         max_size=max_size,
         timeout=timeout,
         open=False,
-        reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
+        reconnect_timeout=reconnect_timeout,
         # No prepared statements: Supavisor's transaction mode hands each transaction to any
         # server connection, where a statement prepared on another one does not exist.
         kwargs={"prepare_threshold": None, "autocommit": False, **tls},
