@@ -9,7 +9,7 @@ PYTHON313 = $(shell scripts/find-python313)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker bench-recovery \
+.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker bench-recovery bench-spool \
         bench-bigquery lock \
         bigquery-emulator-lock clean
 
@@ -56,6 +56,9 @@ bench-worker: install ## Worker throughput/latency with group commit vs one writ
 
 bench-bigquery: install ## insertAll against the Storage Write API on the BigQuery emulator
 	$(PY) -m benchmarks.bigquery_write
+
+bench-spool: install ## Ingest with and without the spool, while Pub/Sub is paused, and the time to drain it
+	$(PY) -m benchmarks.spool
 
 bench-recovery: install ## How soon the worker's Postgres pool serves again after an outage, vs psycopg_pool's default
 	$(PY) -m benchmarks.pool_recovery

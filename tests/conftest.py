@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -11,6 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.support import StackHandle
+
+# One fuzz seed per test session, chosen here so that the report header names it
+# (tests/fuzz reads it): each run explores new cases, and any run can be replayed.
+os.environ.setdefault("HOOKPIPE_FUZZ_SEED", str(random.SystemRandom().randrange(2**32)))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    seed = os.environ["HOOKPIPE_FUZZ_SEED"]
+    return f"fuzz seed: {seed} (replay a run with HOOKPIPE_FUZZ_SEED={seed})"
+
 
 # On a failed stack test, the tail of each service's log goes into the report: CI keeps no
 # state directory, and a timeout alone does not say which hop stopped.

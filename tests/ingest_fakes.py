@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from hookpipe.event import WebhookEvent
+from hookpipe.sources import SourceConfig
 from hookpipe_ingest.app import IngestApp, create_app
 from hookpipe_ingest.errors import Unavailable
 from hookpipe_ingest.settings import IngestSettings
-from hookpipe_ingest.sources import load_sources
+from hookpipe_ingest.sources import load_sources, resolve_secrets
+from hookpipe_ingest.spool import SpoolUnavailable
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -23,6 +26,7 @@ class RecordingPublisher:
     def __init__(self, fail: bool = False) -> None:
         self.published: list[WebhookEvent] = []
         self.fail = fail
+        self.readiness_checks = 0
 
     async def publish(self, event: WebhookEvent) -> str:
         if self.fail:
@@ -31,14 +35,43 @@ class RecordingPublisher:
         return str(len(self.published))
 
     async def ready(self) -> bool:
+        self.readiness_checks += 1
         return not self.fail
 
 
-def ingest_app(publisher: RecordingPublisher) -> IngestApp:
+class RecordingSpool:
+    def __init__(self, down: bool = False) -> None:
+        self.objects: dict[str, tuple[bytes, dict[str, str]]] = {}
+        self.down = down
+
+    async def put(self, event_id: str, data: bytes, attributes: Mapping[str, str]) -> None:
+        if self.down:
+            raise SpoolUnavailable("spool write failed: ServiceUnavailable")
+        self.objects.setdefault(event_id, (data, dict(attributes)))
+
+
+# A source whose sender retries (the default): it keeps the precise 400/415 refusals.
+RETRYING_SOURCE = SourceConfig.model_validate(
+    {
+        "event_type": "com.example.retrying",
+        "formats": ["json"],
+        "auth": {"scheme": "token", "secret_env": "HOOKPIPE_RETRYING_TOKENS"},
+    }
+)
+
+
+def ingest_app(publisher: RecordingPublisher, spool: RecordingSpool | None = None) -> IngestApp:
+    """Ingest with the real sources file (LeadProsper: never retries) plus ``retrying``."""
     settings = IngestSettings(project_id="test", sources_file=REPO / "infra/sources.toml")
-    sources = load_sources(settings.sources_file, {"HOOKPIPE_LEADPROSPER_TOKENS": TOKEN})
+    environ = {"HOOKPIPE_LEADPROSPER_TOKENS": TOKEN, "HOOKPIPE_RETRYING_TOKENS": TOKEN}
+    sources = load_sources(settings.sources_file, environ)
+    sources["retrying"] = resolve_secrets("retrying", RETRYING_SOURCE, environ)
     return create_app(
-        settings, publisher_factory=lambda: publisher, sources=sources, clock=lambda: NOW
+        settings,
+        publisher_factory=lambda: publisher,
+        spool_factory=(lambda: spool) if spool is not None else None,
+        sources=sources,
+        clock=lambda: NOW,
     )
 
 

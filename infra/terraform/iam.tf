@@ -38,17 +38,22 @@ resource "google_pubsub_topic_iam_member" "ingest_checks_topic" {
   member = google_service_account.ingest.member
 }
 
-# worker: write rows to the dataset, run insert jobs, publish dead letters, read the DB secret.
-resource "google_bigquery_dataset_iam_member" "worker_writes_rows" {
-  dataset_id = google_bigquery_dataset.hookpipe.dataset_id
-  role       = "roles/bigquery.dataEditor"
-  member     = google_service_account.worker.member
+# worker: insert rows into its two tables (insertAll), publish dead letters, read the DB secret.
+# Not roles/bigquery.dataEditor (it could delete tables and, with jobUser, rows by DML) and no
+# jobUser at all: the worker runs no jobs. insertAll needs tables.updateData; nothing else.
+resource "google_project_iam_custom_role" "bigquery_row_inserter" {
+  role_id     = "hookpipeBigQueryRowInserter"
+  title       = "hookpipe BigQuery row inserter"
+  description = "Streams rows into a table (insertAll); cannot read, query, delete or change tables."
+  permissions = ["bigquery.tables.get", "bigquery.tables.updateData"]
 }
 
-resource "google_project_iam_member" "worker_runs_jobs" {
-  project = var.project_id
-  role    = "roles/bigquery.jobUser"
-  member  = google_service_account.worker.member
+resource "google_bigquery_table_iam_member" "worker_inserts_rows" {
+  for_each   = { raw_events = google_bigquery_table.raw_events.table_id, dead_letters = google_bigquery_table.dead_letters.table_id }
+  dataset_id = google_bigquery_dataset.hookpipe.dataset_id
+  table_id   = each.value
+  role       = google_project_iam_custom_role.bigquery_row_inserter.id
+  member     = google_service_account.worker.member
 }
 
 resource "google_pubsub_topic_iam_member" "worker_publishes_dead_letters" {
@@ -72,15 +77,21 @@ resource "google_service_account_iam_member" "agent_mints_push_tokens" {
   member             = local.pubsub_service_agent
 }
 
-# CI: deploy revisions, act as the two runtime accounts only, push images.
+# CI: deploy revisions and the drainer job's image, act as the runtime accounts only, push
+# images. run.developer, not run.admin: it cannot set IAM policy on a service (e.g. make the
+# worker public).
 resource "google_project_iam_member" "ci_deploys" {
   project = var.project_id
-  role    = "roles/run.admin"
+  role    = "roles/run.developer"
   member  = google_service_account.ci.member
 }
 
 resource "google_service_account_iam_member" "ci_acts_as_runtime" {
-  for_each           = { ingest = google_service_account.ingest.name, worker = google_service_account.worker.name }
+  for_each = {
+    ingest        = google_service_account.ingest.name
+    worker        = google_service_account.worker.name
+    spool_drainer = google_service_account.spool_drainer.name
+  }
   service_account_id = each.value
   role               = "roles/iam.serviceAccountUser"
   member             = google_service_account.ci.member
@@ -108,17 +119,32 @@ resource "google_project_iam_member" "ci_runs_smoke_queries" {
 
 # plan: reads the configuration of everything this module manages, and its state (plans on pull
 # requests run with -lock=false, so no write on the bucket). Viewer roles per service rather than
-# roles/viewer, which would also let pull requests read BigQuery rows.
+# roles/viewer, which would also let pull requests read BigQuery rows. Not roles/logging.viewer:
+# a pull request runs its own Terraform as this account, and request logs can hold `?token=`
+# URLs; it reads logs-based metric definitions through a custom role instead.
 resource "google_project_iam_member" "plan_reads_configuration" {
   for_each = toset([
     "roles/browser", "roles/serviceusage.serviceUsageViewer", "roles/iam.securityReviewer",
     "roles/iam.workloadIdentityPoolViewer", "roles/run.viewer", "roles/pubsub.viewer",
     "roles/bigquery.metadataViewer", "roles/secretmanager.viewer", "roles/artifactregistry.reader",
-    "roles/monitoring.viewer", "roles/logging.viewer", "roles/compute.networkViewer",
-    "roles/vpcaccess.viewer",
+    "roles/monitoring.viewer", "roles/compute.networkViewer", "roles/vpcaccess.viewer",
+    "roles/cloudscheduler.viewer", "roles/storage.bucketViewer",
   ])
   project = var.project_id
   role    = each.value
+  member  = google_service_account.plan.member
+}
+
+resource "google_project_iam_custom_role" "logging_config_viewer" {
+  role_id     = "hookpipeLoggingConfigViewer"
+  title       = "hookpipe logging configuration viewer"
+  description = "Reads logs-based metric definitions; cannot read log entries."
+  permissions = ["logging.logMetrics.get", "logging.logMetrics.list"]
+}
+
+resource "google_project_iam_member" "plan_reads_log_metrics" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.logging_config_viewer.id
   member  = google_service_account.plan.member
 }
 

@@ -46,6 +46,31 @@ resource "google_pubsub_subscription" "dead_letter_pull" {
   }
 }
 
+# Every dead letter, pushed to the worker's archive endpoint (docs/delivery.md, "The dead-letter
+# archive"). No dead-letter policy: retried with backoff until archived.
+resource "google_pubsub_subscription" "dead_letter_archive" {
+  name                       = local.archive_sub.name
+  topic                      = google_pubsub_topic.dead_letter.id
+  ack_deadline_seconds       = local.archive_sub.ack_deadline_seconds
+  message_retention_duration = "${local.archive_sub.message_retention_seconds}s"
+
+  push_config {
+    push_endpoint = local.worker_archive_url
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = local.worker_push_url
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "${local.archive_sub.retry_policy.minimum_backoff_seconds}s"
+    maximum_backoff = "${local.archive_sub.retry_policy.maximum_backoff_seconds}s"
+  }
+  expiration_policy {
+    ttl = ""
+  }
+}
+
 # Without these two grants dead-lettering silently does nothing: the Pub/Sub service agent
 # must publish to the dead-letter topic and acknowledge on the source subscription.
 resource "google_pubsub_topic_iam_member" "agent_publishes_dead_letters" {

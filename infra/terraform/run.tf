@@ -10,7 +10,7 @@ resource "google_cloud_run_v2_service" "ingest" {
   template {
     service_account                  = google_service_account.ingest.email
     max_instance_request_concurrency = 80
-    timeout                          = "15s" # publish deadline 5 s; senders time out at 10-15 s
+    timeout                          = "15s" # publish 5 s + spool 5 s; senders time out at 10-15 s
     scaling {
       min_instance_count = 1 # LeadProsper does not retry: keep one instance warm
       max_instance_count = var.ingest_max_instances
@@ -28,6 +28,10 @@ resource "google_cloud_run_v2_service" "ingest" {
       env {
         name  = "HOOKPIPE_EVENTS_TOPIC"
         value = google_pubsub_topic.events.name
+      }
+      env {
+        name  = "HOOKPIPE_SPOOL_BUCKET" # kept here when Pub/Sub does not confirm (spool.tf)
+        value = google_storage_bucket.spool.name
       }
       env {
         name = "HOOKPIPE_LEADPROSPER_TOKENS"

@@ -34,12 +34,15 @@ from hookpipe_ingest.errors import (
     UnknownSource,
     status_for,
 )
+from hookpipe_ingest.keeper import EventKeeper
 from hookpipe_ingest.publisher import EventPublisher, PubSubPublisher
 from hookpipe_ingest.settings import IngestSettings
 from hookpipe_ingest.sources import Source, load_sources
+from hookpipe_ingest.spool import GcsSpool, Spool
 
 logger = logging.getLogger("hookpipe.ingest")
 WEBHOOK_PREFIX = "/webhooks/"
+READY_CACHE_SECONDS = 5.0
 
 
 @dataclass
@@ -51,6 +54,7 @@ class _Outcome:
     bytes_in: int = 0
     reason: str | None = None
     error: BaseException | None = None
+    marked: bool = False  # accepted although its body could not be understood
 
 
 class IngestApp:
@@ -60,12 +64,16 @@ class IngestApp:
         sources: dict[str, Source],
         publisher_factory: Callable[[], EventPublisher],
         clock: Callable[[], datetime],
+        spool_factory: Callable[[], Spool] | None = None,
     ) -> None:
         self.settings = settings
         self.sources = sources
         self._publisher_factory = publisher_factory
+        self._spool_factory = spool_factory
         self._publisher: EventPublisher | None = None
+        self._keeper: EventKeeper | None = None
         self._clock = clock
+        self._ready_cache: tuple[float, bool] | None = None  # (monotonic time asked, answer)
 
     @property
     def publisher(self) -> EventPublisher:
@@ -75,6 +83,17 @@ class IngestApp:
             self._publisher = self._publisher_factory()
         return self._publisher
 
+    @property
+    def keeper(self) -> EventKeeper:
+        if self._keeper is None:
+            self._keeper = EventKeeper(
+                self.publisher,
+                self._spool_factory() if self._spool_factory else None,
+                bypass_seconds=self.settings.spool_bypass_seconds,
+                retry_after_seconds=self.settings.retry_after_seconds,
+            )
+        return self._keeper
+
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
         headers = request_headers(request.scope)
@@ -83,8 +102,12 @@ class IngestApp:
         if path == "/healthz":
             return JSONResponse({"status": "ok"})
         if path == "/readyz":
-            ok = await self.publisher.ready()
-            return JSONResponse({"status": "ok" if ok else "unavailable"}, 200 if ok else 503)
+            pubsub = await self._pubsub_ready()
+            # With a spool, webhooks are kept while Pub/Sub is down: still ready, so Cloud Run
+            # can start instances during the very outage the spool is for.
+            spool = self._spool_factory is not None
+            body = {"status": "ok" if pubsub or spool else "unavailable", "pubsub": pubsub}
+            return JSONResponse(body | {"spool": spool}, 200 if pubsub or spool else 503)
         outcome = await self._webhook(request, path, headers, trace.traceparent())
         response = self._response(outcome)
         latency = time.perf_counter() - started
@@ -108,6 +131,7 @@ class IngestApp:
                 "event_id": outcome.event_id,
                 "outcome": outcome.outcome,
                 "reason": outcome.reason,
+                "marked": outcome.marked,
                 "bytes": outcome.bytes_in,
                 "latency_ms": round(latency * 1000, 3),
                 "revision": self.settings.revision,
@@ -115,6 +139,14 @@ class IngestApp:
             exc=outcome.error if outcome.status >= 500 else None,
         )
         return response
+
+    async def _pubsub_ready(self) -> bool:
+        """Whether the events topic is reachable, asked at most every READY_CACHE_SECONDS:
+        /readyz is unauthenticated, and each ask is a Pub/Sub admin call."""
+        now = time.monotonic()
+        if self._ready_cache is None or now - self._ready_cache[0] >= READY_CACHE_SECONDS:
+            self._ready_cache = (now, await self.publisher.ready())
+        return self._ready_cache[1]
 
     async def _webhook(
         self, request: Request, path: str, headers: dict[str, str], traceparent: str | None
@@ -140,7 +172,7 @@ class IngestApp:
             )
             event = accept(source, webhook, traceparent)
             outcome.event_id = event.id
-            await self.publisher.publish(event)
+            kept = await self.keeper.keep(event)
         except HookpipeError as exc:  # every deliberate refusal: its message is for the sender
             outcome.status, outcome.reason, outcome.error = status_for(exc), str(exc), exc
             outcome.outcome = "unavailable" if isinstance(exc, Unavailable) else "rejected"
@@ -148,7 +180,9 @@ class IngestApp:
             outcome.status, outcome.outcome, outcome.reason = 500, "error", type(exc).__name__
             outcome.error = exc
         else:
-            outcome.status, outcome.outcome = 202, "accepted"
+            outcome.status, outcome.outcome = 202, "accepted" if kept == "published" else kept
+            if event.problem:  # kept despite a body it could not understand: say so in the log
+                outcome.marked, outcome.reason = True, event.problem
         return outcome
 
     def _response(self, outcome: _Outcome) -> Response:
@@ -188,10 +222,11 @@ def create_app(
     settings: IngestSettings,
     *,
     publisher_factory: Callable[[], EventPublisher] | None = None,
+    spool_factory: Callable[[], Spool] | None = None,
     sources: dict[str, Source] | None = None,
     clock: Callable[[], datetime] = _utc_now,
 ) -> IngestApp:
-    """Wire ingest: logging, sources (with secrets), and the publisher adapter."""
+    """Wire ingest: logging, sources (with secrets), the publisher and spool adapters."""
     configure_logging(settings.project_id, settings.log_level)
     if sources is None:
         sources = load_sources(settings.sources_file, os.environ)
@@ -206,7 +241,18 @@ def create_app(
             max_delay_seconds=settings.publish_max_delay_ms / 1000,
         )
 
-    return IngestApp(settings, sources, publisher_factory or pubsub_publisher, clock)
+    def gcs_spool() -> Spool:
+        assert settings.spool_bucket is not None
+        return GcsSpool(
+            settings.spool_bucket,
+            project_id=settings.project_id,
+            timeout_seconds=settings.spool_timeout_seconds,
+            emulator_host=os.environ.get("STORAGE_EMULATOR_HOST"),
+        )
+
+    if spool_factory is None and settings.spool_bucket is not None:
+        spool_factory = gcs_spool
+    return IngestApp(settings, sources, publisher_factory or pubsub_publisher, clock, spool_factory)
 
 
 __all__ = ["IngestApp", "create_app", "read_body"]

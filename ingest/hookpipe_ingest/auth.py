@@ -92,7 +92,8 @@ def verify_token(auth: TokenAuth, tokens: Iterable[Token], request: WebhookReque
 
 
 def _check_timestamp(raw: str | None, request: WebhookRequest, tolerance: int) -> int:
-    if raw is None or not raw.strip().isdigit():
+    # isascii: str.isdigit() accepts "²" and other Unicode digits that int() refuses.
+    if raw is None or not (raw.strip().isascii() and raw.strip().isdigit()):
         raise Unauthenticated("signature timestamp is missing or not an integer")
     timestamp = int(raw.strip())
     skew = request.received_at.timestamp() - timestamp

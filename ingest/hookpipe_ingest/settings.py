@@ -21,3 +21,11 @@ class IngestSettings(CommonSettings):
     # instance (docs/benchmarks.md, "Publish batching").
     publish_max_concurrent: int = Field(default=2, ge=1, le=64)
     publish_max_delay_ms: float = Field(default=0.0, ge=0, le=100)
+    # The spool (docs/delivery.md, "The spool"): where an event goes when Pub/Sub does not confirm
+    # it in time. Unset: no spool, and such a webhook is answered 503 (for senders that retry).
+    spool_bucket: str | None = Field(default=None, min_length=1)
+    # publish deadline + spool write stay under senders' 10-15 s timeouts (and Cloud Run's 15 s).
+    spool_timeout_seconds: float = Field(default=5.0, gt=0, le=10)
+    # After a failed publish, send events straight to the spool for this long rather than have
+    # each wait out the publish deadline while Pub/Sub is down.
+    spool_bypass_seconds: float = Field(default=5.0, ge=0, le=300)

@@ -24,6 +24,8 @@ from hookpipe.sources import (
 from pydantic import SecretStr
 
 MIN_TOKEN_LENGTH = 16
+# Standard Webhooks asks for secrets of 24 to 64 bytes; an empty key would let anyone sign.
+MIN_SIGNING_KEY_BYTES = 24
 
 __all__ = [
     "MIN_TOKEN_LENGTH",
@@ -72,6 +74,8 @@ def resolve_secrets(name: str, config: SourceConfig, environ: Mapping[str, str])
             keys = [_standard_webhooks_key(name, env, i) for item in items for i in item.split()]
             return Source(name, config, keys=tuple(keys))
         case HmacAuth():
+            for item in items:
+                _check_key_length(name, env, item.encode())
             return Source(name, config, keys=tuple(SecretStr(i) for i in items))
 
 
@@ -105,5 +109,13 @@ def _standard_webhooks_key(source: str, env: str, item: str) -> SecretStr:
         raise SourceConfigError(
             f"source {source!r}: a secret in {env} is not whsec_<base64>"
         ) from None
+    _check_key_length(source, env, key)
     # SecretStr holds text; latin-1 maps bytes 1:1 so the key round-trips exactly.
     return SecretStr(key.decode("latin-1"))
+
+
+def _check_key_length(source: str, env: str, key: bytes) -> None:
+    if len(key) < MIN_SIGNING_KEY_BYTES:
+        raise SourceConfigError(
+            f"source {source!r}: a secret in {env} is shorter than {MIN_SIGNING_KEY_BYTES} bytes"
+        )

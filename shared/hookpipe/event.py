@@ -6,11 +6,17 @@ attributes prefixed ``ce-`` (``ce-id``, ``ce-source``, ``ce-type``, ``ce-time``,
 ``ce-traceparent``) plus ``content-type`` (the body's own). Keeping the original bytes means
 nothing the sender sent is ever lost; both services normalize them with :mod:`hookpipe.payload`.
 
+A webhook ingest accepted although its body cannot be understood (from a source whose sender never
+retries: ``sender_retries = false``) carries the extension attribute ``ce-hookpipeproblem``, saying
+what was wrong; the worker stores it marked, with the original bytes, instead of normalizing it.
+
 Pure functions: no I/O.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +45,22 @@ class WebhookEvent:
     content_type: str  # of ``data``: the webhook's own Content-Type
     data: bytes  # the webhook body, byte for byte
     traceparent: str | None = None  # W3C trace context of the webhook request
+    problem: str | None = None  # why the body cannot be understood, when ingest accepted it anyway
+
+
+# CloudEvents extension attribute (lower-case alphanumerics only) marking an event whose body
+# ingest accepted without understanding it.
+PROBLEM_EXTENSION = "hookpipeproblem"
+# Pub/Sub refuses attribute values over 1024 bytes; ours stay well under.
+MAX_PROBLEM_BYTES = 512
+
+
+def clip_attribute(text: str, limit: int = MAX_PROBLEM_BYTES) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary."""
+    encoded = text.encode("utf-8", errors="replace")
+    if len(encoded) <= limit:
+        return encoded.decode()
+    return encoded[: limit - 3].decode(errors="ignore") + "..."
 
 
 def _keep_bytes(data: bytes) -> bytes:
@@ -61,45 +83,91 @@ def to_message(event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
     }
     if event.traceparent:
         attributes["traceparent"] = event.traceparent
+    if event.problem:
+        attributes[PROBLEM_EXTENSION] = clip_attribute(event.problem)
     # The identity marshaller sends the body's bytes as they are; the SDK's default would first
     # try (and fail) to serialize them as JSON, an exception per message.
     headers, body = to_binary(CloudEvent(attributes, event.data), data_marshaller=_keep_bytes)
     return bytes(body), {name: str(value) for name, value in headers.items()}
 
 
+STRUCTURED_MODE = "application/cloudevents+json"
+
+
 def from_message(data: bytes, attributes: Mapping[str, str]) -> WebhookEvent:
-    """Decode a Pub/Sub message published by :func:`to_message`.
+    """Decode a Pub/Sub message published by :func:`to_message`, or any CloudEvent in the Pub/Sub
+    binding: binary content mode (``ce-*`` attributes, names case-insensitive) or structured
+    content mode (``content-type: application/cloudevents+json``, the event as JSON data).
 
     Raises :class:`EnvelopeError` naming what is missing or wrong.
     """
+    attrs = {name.lower(): value for name, value in attributes.items()}
+    structured = attrs.get("content-type", "").split(";", 1)[0].strip().lower() == STRUCTURED_MODE
+    document = _structured_document(data) if structured else None
     try:
         # The identity unmarshaller keeps the body's bytes as they are (JSON is not parsed here).
-        cloud_event = from_http(dict(attributes), data, data_unmarshaller=_keep_bytes)
-    except CloudEventError as exc:
-        raise EnvelopeError(f"not a CloudEvent in binary content mode: {exc}") from None
+        cloud_event = from_http(attrs, data, data_unmarshaller=_keep_bytes)
+    except (CloudEventError, ValueError, TypeError) as exc:
+        mode = "structured" if structured else "binary"
+        raise EnvelopeError(f"not a CloudEvent in {mode} content mode: {exc}") from None
     source = str(cloud_event["source"])
     if not source.startswith(SOURCE_PREFIX) or len(source) == len(SOURCE_PREFIX):
         raise EnvelopeError(f"ce-source {source!r} is not {SOURCE_PREFIX}<name>")
-    # Read from the attributes: the cloudevents SDK fills a missing time with "now".
-    raw_time = attributes.get("ce-time")
-    if not raw_time:
-        raise EnvelopeError("ce-time is missing")
-    try:
-        time = datetime.fromisoformat(str(raw_time))
-    except ValueError:
-        raise EnvelopeError(f"ce-time {raw_time!r} is not an RFC 3339 timestamp") from None
-    if time.tzinfo is None:
-        raise EnvelopeError(f"ce-time {raw_time!r} has no UTC offset")
-    payload = cloud_event.data
+    # Read from the message itself: the cloudevents SDK fills a missing time with "now".
+    raw_time = document.get("time") if document is not None else attrs.get("ce-time")
+    time = _time(raw_time)
+    payload = _structured_data(document) if document is not None else cloud_event.data
     if not isinstance(payload, bytes):
         payload = b"" if payload is None else str(payload).encode()
     traceparent = cloud_event.get("traceparent")
+    problem = cloud_event.get(PROBLEM_EXTENSION)
     return WebhookEvent(
         id=str(cloud_event["id"]),
         source=source.removeprefix(SOURCE_PREFIX),
         type=str(cloud_event["type"]),
-        time=time.astimezone(UTC),
+        time=time,
         content_type=str(cloud_event.get("datacontenttype") or "application/octet-stream"),
         data=payload,
         traceparent=str(traceparent) if traceparent else None,
+        problem=str(problem) if problem else None,
     )
+
+
+def _time(raw: object) -> datetime:
+    if not raw or not isinstance(raw, str):
+        raise EnvelopeError("ce-time is missing")
+    try:
+        time = datetime.fromisoformat(raw)
+    except ValueError:
+        raise EnvelopeError(f"ce-time {raw[:80]!r} is not an RFC 3339 timestamp") from None
+    if time.tzinfo is None:
+        raise EnvelopeError(f"ce-time {raw!r} has no UTC offset")
+    try:
+        return time.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:30:00+01:00 is before year 1 in UTC
+        raise EnvelopeError(f"ce-time {raw!r} is out of range") from None
+
+
+def _structured_document(data: bytes) -> dict[str, object]:
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        raise EnvelopeError("structured CloudEvent is not JSON") from None
+    if not isinstance(document, dict):
+        raise EnvelopeError("structured CloudEvent is not a JSON object")
+    return document
+
+
+def _structured_data(document: Mapping[str, object]) -> bytes:
+    """The event's data as bytes: ``data_base64`` decoded, text as UTF-8, JSON re-serialized."""
+    if "data_base64" in document:
+        try:
+            return base64.b64decode(str(document["data_base64"]), validate=True)
+        except ValueError:
+            raise EnvelopeError("structured CloudEvent's data_base64 is not base64") from None
+    data = document.get("data")
+    if data is None:
+        return b""
+    if isinstance(data, str):
+        return data.encode()
+    return json.dumps(data, ensure_ascii=False).encode()

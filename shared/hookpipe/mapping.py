@@ -4,40 +4,68 @@ Conversions (``ColumnSpec.type``):
 
 * ``string``: the value as text.
 * ``integer``: an integer, or text that is one (``"42"``).
-* ``numeric``: an exact decimal from a number or text (``"12.50"``); NaN and infinities refused.
+* ``numeric``: an exact decimal from a number or text (``"12.50"``); NaN, infinities and values
+  outside BigQuery NUMERIC's range (29 digits before the point) refused.
 * ``timestamp``: epoch seconds (number or digits; 13-digit values are read as milliseconds), or
   ISO 8601 / ``YYYY-MM-DD HH:MM:SS`` text; text without an offset is UTC (LeadProsper's
   ``lp_lead_date_utc`` has none).
 
-A missing, null or empty field maps to NULL. A value that does not convert raises
-:class:`MappingError`: the event is dead-lettered with the field and the reason, since retrying
-cannot fix it.
+A missing, null or empty field maps to NULL. :func:`convert` raises :class:`MappingError` for a
+value that does not convert; :func:`map_columns` turns that into NULL plus a
+:class:`~hookpipe.problems.Problem` (field, value, reason), so the event still lands, marked
+(*mark, don't refuse*: hookpipe.problems).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from hookpipe.errors import PayloadError
+from hookpipe.problems import Problem, clip
 from hookpipe.sources import ColumnSpec
 
 
 class MappingError(PayloadError):
     """A payload value cannot be converted to its column's type."""
 
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
 
-def map_columns(columns: Mapping[str, ColumnSpec], payload: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: convert(spec, payload.get(spec.field)) for name, spec in columns.items()}
+
+@dataclass(frozen=True, slots=True)
+class MappedColumns:
+    values: dict[str, Any]  # column name -> converted value (None where missing or unconvertible)
+    problems: dict[str, Problem]  # column name -> why its value did not convert
+
+    @property
+    def unconverted(self) -> frozenset[str]:
+        return frozenset(self.problems)
+
+
+def map_columns(columns: Mapping[str, ColumnSpec], payload: Mapping[str, Any]) -> MappedColumns:
+    values: dict[str, Any] = {}
+    problems: dict[str, Problem] = {}
+    for name, spec in columns.items():
+        raw = payload.get(spec.field)
+        try:
+            values[name] = convert(spec, raw)
+        except MappingError as exc:
+            values[name] = None
+            problems[name] = Problem(spec.field, clip(raw), exc.reason)
+    return MappedColumns(values, problems)
 
 
 def convert(spec: ColumnSpec, raw: Any) -> Any:
     if raw is None or raw == "":
         return None
     if isinstance(raw, list | dict | bool):
-        raise MappingError(f"{spec.field}: expected one {spec.type} value, got {_kind(raw)}")
+        raise MappingError(spec.field, f"expected one {spec.type} value, got {_kind(raw)}")
     try:
         match spec.type:
             case "string":
@@ -48,8 +76,9 @@ def convert(spec: ColumnSpec, raw: Any) -> Any:
                 return _numeric(raw)
             case "timestamp":
                 return _timestamp(raw)
-    except (ValueError, InvalidOperation, OverflowError):
-        raise MappingError(f"{spec.field}: {str(raw)[:80]!r} is not a valid {spec.type}") from None
+    except (ValueError, InvalidOperation, OverflowError, OSError):
+        # OSError: a timestamp outside the platform's range (datetime.fromtimestamp).
+        raise MappingError(spec.field, f"{clip(raw)[:80]!r} is not a valid {spec.type}") from None
     raise AssertionError(spec.type)  # pragma: no cover - the Literal lists every type
 
 
@@ -65,9 +94,14 @@ def _integer(raw: Any) -> int:
     return int(str(raw).strip())
 
 
+# BigQuery NUMERIC holds 38 digits, 9 after the point; Postgres numeric would take more, but a
+# value one sink cannot hold must not land in only the other.
+NUMERIC_LIMIT = Decimal(10) ** 29
+
+
 def _numeric(raw: Any) -> Decimal:
     value = Decimal(str(raw).strip())
-    if not value.is_finite():
+    if not value.is_finite() or abs(value) >= NUMERIC_LIMIT:
         raise ValueError(raw)
     return value
 

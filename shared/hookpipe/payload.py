@@ -10,6 +10,12 @@ Mapping rules (documented in README.md, "Body formats"):
   becomes an object; an element repeated under one parent becomes an array; attributes become
   ``"@name"`` keys and text beside children or attributes becomes ``"#text"``. Parsed with
   defusedxml, so entity expansion, external entities and DTDs are refused.
+
+Whatever the format, a body nested more than ``MAX_DEPTH`` levels deep is refused, and every
+way a body can fail to parse (bad UTF-8, an unknown XML encoding, a 5000-digit JSON integer) is a
+:class:`MalformedPayload` naming the cause, never another exception. What a body *contains* is not
+judged here: NaN, lone surrogates and NUL characters parse, and :func:`storable` decides what they
+become in the sinks.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from defusedxml import DefusedXmlException
 from hookpipe.errors import MalformedPayload, UnsupportedMediaType
 
 BodyFormat = Literal["json", "form", "xml"]
+
+# Deeper than any real webhook; keeps every recursive walk (ours, json.dumps) far from Python's
+# recursion limit.
+MAX_DEPTH = 100
 
 _MEDIA_TYPES: dict[str, BodyFormat] = {
     "application/json": "json",
@@ -70,10 +80,29 @@ def _from_json(body: bytes) -> dict[str, Any]:
             f"JSON body does not parse: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
-        raise MalformedPayload("JSON body is nested too deeply") from None
+        raise MalformedPayload(f"JSON body is nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as exc:  # e.g. an integer over Python's 4300-digit conversion limit
+        raise MalformedPayload(f"JSON body does not parse: {str(exc)[:120]}") from None
     if not isinstance(value, dict):
         raise MalformedPayload(f"JSON body must be an object, got {type(value).__name__}")
+    if _depth(value) > MAX_DEPTH:
+        raise MalformedPayload(f"JSON body is nested more than {MAX_DEPTH} levels deep")
     return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return depth
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _from_form(body: bytes) -> dict[str, Any]:
@@ -102,10 +131,28 @@ def _from_xml(body: bytes) -> dict[str, Any]:
         raise MalformedPayload(f"XML body refused: {type(exc).__name__}") from None
     except SafeET.ParseError as exc:
         raise MalformedPayload(f"XML body does not parse: {exc}") from None
+    except LookupError as exc:  # an encoding Python does not know, named in the declaration
+        raise MalformedPayload(f"XML body declares an unsupported encoding: {exc}") from None
+    except ValueError as exc:
+        raise MalformedPayload(f"XML body does not parse: {str(exc)[:120]}") from None
+    if _xml_depth(root) > MAX_DEPTH:
+        raise MalformedPayload(f"XML body is nested more than {MAX_DEPTH} levels deep")
     value = _element_value(root)
     if isinstance(value, dict):
         return value
     return {"#text": value} if value else {}
+
+
+def _xml_depth(root: Element) -> int:
+    deepest = 0
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            return depth
+        stack.extend((child, depth + 1) for child in element)
+    return deepest
 
 
 def _element_value(element: Element) -> Any:

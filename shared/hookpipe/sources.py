@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hookpipe.payload import BodyFormat
 
+MAX_BODY_BYTES = 9 * 1024 * 1024
+
 
 class SourceConfigError(ValueError):
     """The sources file or a source's secrets are invalid; start-up stops with this message."""
@@ -106,8 +108,18 @@ class CurrentStateSpec(_Config):
 class SourceConfig(_Config):
     event_type: str = Field(min_length=1)
     auth: AuthConfig
+    # Whether the sender retries a webhook we did not answer 2xx. A sender that does not (e.g.
+    # LeadProsper) loses every webhook we refuse, so for it an authenticated body that does not
+    # parse, or has a Content-Type the source does not list, is accepted and marked, not refused
+    # with 400/415 (docs/delivery.md, "Mark, don't refuse").
+    sender_retries: bool = True
+    # Alert when no webhook from this source was accepted for this many minutes: a sender that
+    # never retries goes silent, not loud, when its trigger is switched off (off by default;
+    # infra/terraform/alerts.tf reads it through locals.tf, a test keeps them in step).
+    quiet_alert_minutes: int | None = Field(default=None, ge=5, le=1410)
     formats: tuple[BodyFormat, ...] = ("json", "form", "xml")
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1, le=32 * 1024 * 1024)
+    # A Pub/Sub message holds at most 10 MB, data and attributes together: 9 MiB leaves room.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, le=MAX_BODY_BYTES)
     idempotency: IdempotencyRule = IdempotencyRule()
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
     current_state: CurrentStateSpec | None = None

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-_CLOUD_TRACE = re.compile(r"^([0-9a-f]{32})(?:/(\d+))?(?:;o=([01]))?$")
+# ASCII digits only (\d would take "²" and other Unicode digits, which int() refuses).
+_CLOUD_TRACE = re.compile(r"^([0-9a-f]{32})(?:/([0-9]+))?(?:;o=([01]))?$")
+MAX_SPAN_DIGITS = 20  # a span id is an unsigned 64-bit integer
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +51,10 @@ def parse_trace(headers: Mapping[str, str]) -> TraceContext | None:
     cloud = headers.get("x-cloud-trace-context", "").strip().lower()
     if match := _CLOUD_TRACE.match(cloud):
         trace_id, span_decimal, sampled = match.groups()
-        span_id = f"{int(span_decimal):016x}" if span_decimal else None
-        if span_id is not None and (int(span_decimal) == 0 or len(span_id) > 16):
-            span_id = None
+        span_id = None
+        if span_decimal and len(span_decimal) <= MAX_SPAN_DIGITS and int(span_decimal) != 0:
+            span_id = f"{int(span_decimal):016x}"
+            if len(span_id) > 16:
+                span_id = None
         return TraceContext(trace_id, span_id, sampled == "1")
     return None

@@ -18,7 +18,7 @@ from hookpipe.deadletters import timestamp
 from hookpipe.event import to_message
 
 from tests.events import webhook_event
-from tests.support import StackHandle, lead, wait_for
+from tests.support import StackHandle, lead, postgres_refuses, wait_for
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]
@@ -182,27 +182,30 @@ def test_replay_killed_mid_run_and_run_again_loses_and_duplicates_nothing(
 def test_a_replayed_message_that_fails_again_keeps_its_history(stack: StackHandle) -> None:
     """Replayed before its cause was fixed: it comes back with a fresh reason, one replay more,
     and the same first message id and first failure time."""
-    response = stack.post(lead(lp_timestamp="yesterday"))  # the worker cannot map it
-    assert response.status_code == 202, response.text
-    event_id = response.json()["event_id"]
+    # 22023: Postgres refuses the row for its values (as a check constraint would), even after
+    # marking; the worker dead-letters it, and so it stays while the trigger is in place.
+    with postgres_refuses(stack, {"refused_by_postgres": "22023"}):
+        response = stack.post(lead(refused_by_postgres="yes"))
+        assert response.status_code == 202, response.text
+        event_id = response.json()["event_id"]
 
-    def dead_letter(replays: int) -> dict[str, str] | None:
-        for letter in cli_json(stack, "dlq", "peek", *ids_filter([event_id])):
-            attributes: dict[str, str] = letter["attributes"]
-            if int(attributes.get("hookpipe-replay-count", "0")) == replays:
-                return attributes
-        return None
+        def dead_letter(replays: int) -> dict[str, str] | None:
+            for letter in cli_json(stack, "dlq", "peek", *ids_filter([event_id])):
+                attributes: dict[str, str] = letter["attributes"]
+                if int(attributes.get("hookpipe-replay-count", "0")) == replays:
+                    return attributes
+            return None
 
-    first = wait_for(lambda: dead_letter(0), 60, "the worker to dead-letter the event")
-    assert first["hookpipe-error-class"] == "MappingError"
-    # The replay must not pick up its own replay when that fails again: once round, not a loop.
-    replayed = cli_json(stack, "dlq", "replay", *ids_filter([event_id]))
-    assert replayed["replayed"] == 1
-    again = wait_for(lambda: dead_letter(1), 60, "the replayed event to be dead-lettered again")
-    letters = cli_json(stack, "dlq", "peek", *ids_filter([event_id]))
-    assert [letter["attributes"]["hookpipe-replay-count"] for letter in letters] == ["1"]
+        first = wait_for(lambda: dead_letter(0), 60, "the worker to dead-letter the event")
+        assert first["hookpipe-error-class"] == "RowRejected"
+        # The replay must not pick up its own replay when that fails again: once, not a loop.
+        replayed = cli_json(stack, "dlq", "replay", *ids_filter([event_id]))
+        assert replayed["replayed"] == 1
+        again = wait_for(lambda: dead_letter(1), 60, "the replayed event to be dead-lettered again")
+        letters = cli_json(stack, "dlq", "peek", *ids_filter([event_id]))
+        assert [letter["attributes"]["hookpipe-replay-count"] for letter in letters] == ["1"]
 
-    assert again["hookpipe-error-class"] == "MappingError"
+    assert again["hookpipe-error-class"] == "RowRejected"
     assert again["hookpipe-first-failure-time"] == first["hookpipe-first-failure-time"]
     assert again["hookpipe-original-message-id"] == first["hookpipe-original-message-id"]
     assert "hookpipe-replayed-at" in again

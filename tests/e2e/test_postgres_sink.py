@@ -96,3 +96,15 @@ def test_a_lost_connection_fails_the_whole_batch(stack: StackHandle) -> None:
             await pool.close()
 
     assert isinstance(asyncio.run(insert_on_a_killed_connection()), psycopg.OperationalError)
+
+
+def test_a_row_psycopg_cannot_even_encode_fails_alone(stack: StackHandle) -> None:
+    """A lone surrogate raises UnicodeEncodeError in psycopg (not a psycopg.Error). The worker's
+    rows never carry one (hookpipe.problems.storable replaces them), but if one ever did it must
+    fail alone, as the row's own fault, not its whole batch."""
+    good = [row('{"ok": 1}'), row('{"ok": 2}')]
+    bad = row('{"note": "\ud800"}')
+    inserted, failed = asyncio.run(insert_and_commit(stack.stack.postgres.url, [*good, bad]))
+    assert inserted == {r.event_id for r in good}
+    assert isinstance(failed[bad.event_id], RowRejected)
+    assert "UnicodeEncodeError" in str(failed[bad.event_id])

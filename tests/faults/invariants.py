@@ -1,8 +1,10 @@
 """The invariant checker of the fault-injection suite.
 
 After the system drains: every webhook answered 2xx is exactly once in the Postgres events table
-and exactly once in BigQuery's dedup view; current-state rows hold the newest status; every poison
-message is in the dead-letter subscription with its reason; nothing else of the run is there.
+and exactly once in BigQuery's dedup view, marked exactly where it should be; current-state rows
+hold the newest status (or, for the drift scenario, each column's newest converted value); every
+poison message is in the dead-letter subscription with its reason; nothing else of the run is
+there.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ class Run:
     accepted: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> body
     poison: dict[str, str] = field(default_factory=dict)  # id or marker -> expected error class
     newest_status: dict[str, str] = field(default_factory=dict)  # lead id -> status
+    # id -> the fields its problems name ("(body)" for a body that did not parse); ids not listed
+    # must have no problems.
+    marked: dict[str, set[str]] = field(default_factory=dict)
+    # lead id -> {column: value} the current-state row must hold
+    expected_state: dict[str, dict[str, Any]] = field(default_factory=dict)
     dead_letters: dict[str, dict[str, str]] = field(default_factory=dict)  # filled by check()
 
 
@@ -61,6 +68,18 @@ def check(stack: StackHandle, run: Run, timeout: float = 180.0) -> dict[str, int
     print(f"\n[{run.name}] " + ", ".join(f"{k}: {v}" for k, v in tallies.items()))
 
     assert sorted(r[0] for r in pg) == sorted(good), "Postgres: every accepted event exactly once"
+    problems = dict(
+        stack.pg("SELECT event_id, problems FROM hookpipe.events WHERE event_id = ANY(%s)", [good])
+    )
+    marked = {i: {p["field"] for p in v} for i, v in problems.items() if v is not None}
+    assert marked == {i: f for i, f in run.marked.items() if i in problems}, "marked as expected"
+    bq_marked = {
+        r["event_id"]: {p["field"] for p in r["problems"]}
+        for r in stack.bq_rows("events", good, columns="problems")
+        if r["problems"] is not None
+    }
+    assert bq_marked == marked, "BigQuery marks what Postgres marks"
+    tallies["marked"] = len(marked)
     assert set(dedup_counts) == set(good), "BigQuery dedup view: every accepted event"
     assert max(dedup_counts.values(), default=1) == 1, "BigQuery dedup view: exactly once"
     assert len(raw) >= len(good)
@@ -79,4 +98,15 @@ def check(stack: StackHandle, run: Run, timeout: float = 180.0) -> dict[str, int
             )
         )
         assert rows == run.newest_status, "current state holds each lead's newest status"
+    if run.expected_state:
+        columns = sorted({c for state in run.expected_state.values() for c in state})
+        select = ", ".join(columns)
+        stored = {
+            r[0]: dict(zip(columns, r[1:], strict=True))
+            for r in stack.pg(
+                f"SELECT lead_id, {select} FROM hookpipe.leadprosper_leads WHERE lead_id = ANY(%s)",
+                [list(run.expected_state)],
+            )
+        }
+        assert stored == run.expected_state, "current state is the fold of converted values"
     return tallies

@@ -11,6 +11,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from hookpipe.cli import subscriptions as subs
 
 from tests.faults.invariants import Run, check
-from tests.support import StackHandle, lead
+from tests.support import StackHandle, lead, postgres_refuses
 
 pytestmark = pytest.mark.stack
 WEBHOOKS = 300
@@ -52,10 +54,14 @@ def patient_retries(stack: StackHandle) -> Iterator[None]:
         sub.close()
 
 
+# A webhook as sent: a JSON object, or raw bytes with their Content-Type ("" for none).
+type Webhook = dict[str, Any] | tuple[bytes, str]
+
+
 def send(
     stack: StackHandle,
     run: Run,
-    bodies: list[dict[str, Any]],
+    bodies: list[Webhook],
     during: Callable[[], None] | None = None,
     after: int = 0,
 ) -> None:
@@ -64,8 +70,18 @@ def send(
     accepted_count = threading.Event()
     lock = threading.Lock()
 
-    def post(body: dict[str, Any]) -> None:
-        response = stack.post(body)
+    def post(webhook: Webhook) -> None:
+        if isinstance(webhook, dict):
+            body: dict[str, Any] = webhook
+            response = stack.post(webhook)
+        else:
+            body = {"raw": webhook}
+            headers = {"Authorization": f"Bearer {stack.token}"}
+            if webhook[1]:
+                headers["Content-Type"] = webhook[1]
+            response = stack.http.post(
+                f"{stack.ingest_url}/webhooks/leadprosper", content=webhook[0], headers=headers
+            )
         assert response.status_code == 202, response.text
         with lock:
             run.accepted[response.json()["event_id"]] = body
@@ -143,55 +159,125 @@ def test_duplicates_and_out_of_order_redeliveries(stack: StackHandle) -> None:
 
 
 def test_poison_messages_are_dead_lettered_with_their_reason(stack: StackHandle) -> None:
+    """What still goes to the dead-letter topic: a row a sink refuses for its values even after
+    marking, a message that is not a hookpipe event, and an event of an unknown source."""
     run = Run("poison")
-    good = [lead() for _ in range(WEBHOOKS - 25)]
-    poison_bodies = {
-        "RowRejected": [lead(note="NUL \u0000 Postgres cannot store") for _ in range(5)],
-        "MappingError": [lead(lp_timestamp="yesterday") for _ in range(5)],
-    }
-    # Postgres stores this price (numeric is unbounded) but BigQuery's NUMERIC refuses it per
-    # row: the worker must take its Postgres row back before committing, and dead-letter it.
-    too_big = [lead(lp_sold_price="1e40") for _ in range(5)]
-    poison_bodies["RowRejected"] += too_big
-    everything = good + [b for group in poison_bodies.values() for b in group]
+    good = [lead() for _ in range(WEBHOOKS - 15)]
+    refused = [lead(refused_by_postgres="yes") for _ in range(5)]
+    everything = good + refused
     random.Random(11).shuffle(everything)
-    send(stack, run, everything)
-    by_request = {b["lp_request_uuid"]: c for c, group in poison_bodies.items() for b in group}
-    for event_id, body in run.accepted.items():
-        if body["lp_request_uuid"] in by_request:
-            run.poison[event_id] = by_request[body["lp_request_uuid"]]
-    # Messages that never came through ingest: not a CloudEvent, and an unknown source.
-    publisher = PublisherClient()
-    topic = publisher.topic_path(stack.project_id, "hookpipe-events")
-    for i in range(5):
-        marker = f"garbage-{uuid.uuid4()}"
-        publisher.publish(topic, b"\x00 not an event", **{"test-marker": marker}).result()
-        run.poison[marker] = "EnvelopeError"
-        event_id = str(uuid.uuid4())
-        publisher.publish(
-            topic,
-            json.dumps({"i": i}).encode(),
-            **{
-                "ce-specversion": "1.0",
-                "ce-id": event_id,
-                "ce-source": "/sources/nobody",
-                "ce-type": "t",
-                "ce-time": "2026-11-26T00:00:00Z",
-                "content-type": "application/json",
-            },
-        ).result()
-        run.poison[event_id] = "UnknownSource"
-    publisher.stop()
-    run.sent += 10
-    check(stack, run)
-    too_big_requests = {b["lp_request_uuid"] for b in too_big}
-    rejected_by_bigquery = [
-        run.dead_letters[i]
-        for i, body in run.accepted.items()
-        if body["lp_request_uuid"] in too_big_requests
-    ]
-    assert len(rejected_by_bigquery) == len(too_big)
+    # 22023 (invalid parameter value): the row's own fault, as a check constraint would be.
+    with postgres_refuses(stack, {"refused_by_postgres": "22023"}):
+        send(stack, run, list(everything))
+        requests = {b["lp_request_uuid"] for b in refused}
+        for event_id, body in run.accepted.items():
+            if body["lp_request_uuid"] in requests:
+                run.poison[event_id] = "RowRejected"
+        # Messages that never came through ingest: not a CloudEvent, and an unknown source.
+        publisher = PublisherClient()
+        topic = publisher.topic_path(stack.project_id, "hookpipe-events")
+        for i in range(5):
+            marker = f"garbage-{uuid.uuid4()}"
+            publisher.publish(topic, b"\x00 not an event", **{"test-marker": marker}).result()
+            run.poison[marker] = "EnvelopeError"
+            event_id = str(uuid.uuid4())
+            publisher.publish(
+                topic,
+                json.dumps({"i": i}).encode(),
+                **{
+                    "ce-specversion": "1.0",
+                    "ce-id": event_id,
+                    "ce-source": "/sources/nobody",
+                    "ce-type": "t",
+                    "ce-time": "2026-11-26T00:00:00Z",
+                    "content-type": "application/json",
+                },
+            ).result()
+            run.poison[event_id] = "UnknownSource"
+        publisher.stop()
+        run.sent += 10
+        check(stack, run)
     assert all(
-        a["hookpipe-error-message"].startswith("bigquery rejected the row: sold_price")
-        for a in rejected_by_bigquery
+        run.dead_letters[i]["hookpipe-error-message"].startswith("postgres rejected the row")
+        for i, c in run.poison.items()
+        if c == "RowRejected"
     )
+
+
+def _epoch(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def test_drift_mixed_good_unconvertible_unparsable_and_far_future_events(
+    stack: StackHandle,
+) -> None:
+    """Senders drift: prices of "N/A", unreadable timestamps, text Postgres cannot store, bodies
+    that do not parse, clocks in the year 9999, all mixed with good events under load and
+    arriving in any order. Every one lands once in both sinks, marked exactly where it should be,
+    and current state is the fold over the values that converted. Nothing is dead-lettered."""
+    run = Run("drift")
+    rng = random.Random(13)
+    expected_fields: dict[str, set[str]] = {}  # lp_request_uuid -> fields its problems name
+    # lead id -> [(version, request uuid, {column: value}) for events that can be placed]
+    history: dict[str, list[tuple[datetime, str, dict[str, Any]]]] = {}
+    webhooks: list[Webhook] = []
+    base = 1_795_600_000
+    for n in range(WEBHOOKS // 6):
+        lead_id = f"LP-drift-{uuid.uuid4().hex[:8]}"
+        history[lead_id] = []
+        for step, status in enumerate(("NEW", "ACCEPTED", "SOLD", "PAID", "RETURNED")):
+            ts = base + n + step * 60
+            kind = rng.choice(["good", "good", "price", "time", "future", "text", "big"])
+            body = lead(lp_lead_id=lead_id, lp_status=status, lp_timestamp=str(ts))
+            body["lp_purchase_price"] = f"{10 + step}.50"
+            fields: set[str] = set()
+            if kind == "price":
+                body["lp_purchase_price"], fields = "N/A", {"lp_purchase_price"}
+            elif kind == "time":
+                body["lp_timestamp"], fields = "yesterday", {"lp_timestamp"}
+            elif kind == "future":
+                body["lp_timestamp"], fields = "9999-12-31T00:00:00Z", {"lp_timestamp"}
+            elif kind == "text":
+                body["note"], fields = "NUL \u0000 here", {"note"}
+            elif kind == "big":
+                body["lp_sold_price"], fields = "1e40", {"lp_sold_price"}
+            expected_fields[body["lp_request_uuid"]] = fields
+            if kind not in ("time", "future"):
+                converted = {"status": status, "campaign_id": "2024"}
+                if kind != "price":
+                    converted["purchase_price"] = Decimal(body["lp_purchase_price"])
+                if kind != "big":
+                    converted["sold_price"] = None
+                history[lead_id].append((_epoch(ts), body["lp_request_uuid"], converted))
+            webhooks.append(body)
+        # A body that does not parse: lands with its bytes, touches no current state.
+        junk = rng.choice(
+            [
+                (b'{"lp_lead_id": "' + lead_id.encode() + b'", "lp_st', "application/json"),
+                (b"\xff\xfe garbage " + lead_id.encode(), ""),
+                (b"<lead><lp_lead_id>" + lead_id.encode() + b"</lp_lead_id>", "text/xml"),
+            ]
+        )
+        webhooks.append(junk)
+    rng.shuffle(webhooks)
+    send(stack, run, webhooks)
+    for event_id, body in run.accepted.items():
+        fields = {"(body)"} if "raw" in body else expected_fields[body["lp_request_uuid"]]
+        if fields:
+            run.marked[event_id] = fields
+    ids = {b["lp_request_uuid"]: i for i, b in run.accepted.items() if "raw" not in b}
+    for lead_id, events in history.items():
+        state: dict[str, Any] = {}
+        newest: dict[str, tuple[datetime, str]] = {}
+        for version, request, converted in events:
+            for column, value in converted.items():
+                key = (version, ids[request])
+                if column not in newest or newest[column] < key:
+                    newest[column], state[column] = key, value
+        if state:
+            run.expected_state[lead_id] = {
+                c: state.get(c) for c in ("status", "campaign_id", "purchase_price", "sold_price")
+            }
+    tallies = check(stack, run)
+    assert tallies["in DLQ"] == 0
+    assert tallies["marked"] > WEBHOOKS // 6

@@ -183,57 +183,67 @@ def _stripe(key: str, at: datetime, body: bytes = BODY) -> str:
 @pytest.mark.parametrize(
     ("auth", "secrets", "headers", "error"),
     [
-        (GITHUB, "gh-secret", {"X-Hub-Signature-256": "sha256=" + _hex("gh-secret", BODY)}, None),
         (
             GITHUB,
-            "old,gh-secret",
-            {"X-Hub-Signature-256": "sha256=" + _hex("gh-secret", BODY).upper()},
+            "gh-secret-0123456789abcdef",
+            {"X-Hub-Signature-256": "sha256=" + _hex("gh-secret-0123456789abcdef", BODY)},
             None,
         ),
         (
             GITHUB,
-            "gh-secret",
+            "old-gh-secret-0123456789abcdef,gh-secret-0123456789abcdef",
+            {"X-Hub-Signature-256": "sha256=" + _hex("gh-secret-0123456789abcdef", BODY).upper()},
+            None,
+        ),
+        (
+            GITHUB,
+            "gh-secret-0123456789abcdef",
             {"X-Hub-Signature-256": "sha256=" + _hex("other", BODY)},
             "does not match",
         ),
         (
             GITHUB,
-            "gh-secret",
-            {"X-Hub-Signature-256": _hex("gh-secret", BODY)},
+            "gh-secret-0123456789abcdef",
+            {"X-Hub-Signature-256": _hex("gh-secret-0123456789abcdef", BODY)},
             "does not start with",
         ),
-        (GITHUB, "gh-secret", {}, "is required"),
-        (STRIPE, "st-secret", {"Stripe-Signature": _stripe("st-secret", NOW)}, None),
+        (GITHUB, "gh-secret-0123456789abcdef", {}, "is required"),
         (
             STRIPE,
-            "st-secret",
-            {"Stripe-Signature": _stripe("st-secret", NOW) + ",v1=" + "0" * 64},
+            "st-secret-0123456789abcdef",
+            {"Stripe-Signature": _stripe("st-secret-0123456789abcdef", NOW)},
             None,
         ),
         (
             STRIPE,
-            "st-secret",
-            {"Stripe-Signature": _stripe("st-secret", NOW - timedelta(minutes=6))},
+            "st-secret-0123456789abcdef",
+            {"Stripe-Signature": _stripe("st-secret-0123456789abcdef", NOW) + ",v1=" + "0" * 64},
+            None,
+        ),
+        (
+            STRIPE,
+            "st-secret-0123456789abcdef",
+            {"Stripe-Signature": _stripe("st-secret-0123456789abcdef", NOW - timedelta(minutes=6))},
             "older",
         ),
         (
             STRIPE,
-            "st-secret",
-            {"Stripe-Signature": _stripe("st-secret", NOW + timedelta(minutes=6))},
+            "st-secret-0123456789abcdef",
+            {"Stripe-Signature": _stripe("st-secret-0123456789abcdef", NOW + timedelta(minutes=6))},
             "future",
         ),
         (
             STRIPE,
-            "st-secret",
-            {"Stripe-Signature": "v1=" + _hex("st-secret", BODY)},
+            "st-secret-0123456789abcdef",
+            {"Stripe-Signature": "v1=" + _hex("st-secret-0123456789abcdef", BODY)},
             "timestamp is missing",
         ),
         (
             LEGACY,
-            "lg-secret",
+            "lg-secret-0123456789abcdef",
             {
                 "X-Signature": base64.b64encode(
-                    hmac.new(b"lg-secret", BODY, hashlib.sha1).digest()
+                    hmac.new(b"lg-secret-0123456789abcdef", BODY, hashlib.sha1).digest()
                 ).decode()
             },
             None,
@@ -252,7 +262,45 @@ def test_hmac_scheme(
 
 
 def test_hmac_tampered_body_is_rejected() -> None:
-    source = _source(GITHUB, "gh-secret")
-    headers = {"X-Hub-Signature-256": "sha256=" + _hex("gh-secret", BODY)}
+    source = _source(GITHUB, "gh-secret-0123456789abcdef")
+    headers = {"X-Hub-Signature-256": "sha256=" + _hex("gh-secret-0123456789abcdef", BODY)}
     with pytest.raises(Unauthenticated, match="does not match"):
         verify(source, _request(headers, body=BODY.replace(b"SOLD", b"SOLE")))
+
+
+@pytest.mark.parametrize(
+    ("auth", "secret"),
+    [
+        ({"scheme": "standard-webhooks", "secret_env": "SW"}, "whsec_"),
+        ({"scheme": "standard-webhooks", "secret_env": "SW"}, "whsec_" + "c2hvcnQ="),
+        (GITHUB, "x"),
+        (GITHUB, "twenty-three-bytes-only"),
+    ],
+)
+def test_signing_secrets_shorter_than_24_bytes_are_refused_at_start_up(
+    auth: dict[str, Any], secret: str
+) -> None:
+    """An empty key would let anyone sign; the Standard Webhooks spec asks for 24 bytes."""
+    from hookpipe.sources import SourceConfigError
+
+    with pytest.raises(SourceConfigError, match="shorter than 24 bytes"):
+        _source(auth, secret)
+
+
+@pytest.mark.parametrize(
+    ("auth", "headers"),
+    [
+        (
+            {"scheme": "standard-webhooks", "secret_env": "SW"},
+            {"webhook-id": "m", "webhook-timestamp": "\u00b2", "webhook-signature": "v1,x"},
+        ),
+        (STRIPE, {"Stripe-Signature": "t=\u00b2,v1=abc"}),
+        (STRIPE, {"Stripe-Signature": "t=\u0661\u0662,v1=abc"}),  # Arabic-Indic digits
+    ],
+)
+def test_non_ascii_digits_in_a_timestamp_are_a_401_not_a_crash(
+    auth: dict[str, Any], headers: dict[str, str]
+) -> None:
+    secret = SW_SECRET_NEW if auth["scheme"] == "standard-webhooks" else "k" * 32
+    with pytest.raises(Unauthenticated, match="not an integer"):
+        verify(_source(auth, secret), _request(headers))

@@ -42,7 +42,16 @@ def test_compose_file_follows_the_compose_specification() -> None:
 
 
 def test_the_stack_has_every_service() -> None:
-    assert set(SERVICES) == {"pubsub", "bigquery", "postgres", "setup", "worker", "ingest"}
+    assert set(SERVICES) == {
+        "pubsub",
+        "bigquery",
+        "postgres",
+        "storage",
+        "setup",
+        "worker",
+        "ingest",
+        "spool-drainer",
+    }
     assert "emulators" in SERVICES["pubsub"]["image"]
     assert SERVICES["postgres"]["image"] == "postgres:17"  # the major version Supabase runs
     for service in ("ingest", "worker"):
@@ -56,7 +65,12 @@ def test_service_environment_is_what_the_code_reads(
     service: str, settings: type[CommonSettings]
 ) -> None:
     env = _env(service)
-    known = _setting_names(settings) | {"PORT", "PUBSUB_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"}
+    known = _setting_names(settings) | {
+        "PORT",
+        "PUBSUB_EMULATOR_HOST",
+        "GOOGLE_CLOUD_PROJECT",
+        "STORAGE_EMULATOR_HOST",
+    }
     if service == "ingest":
         known |= {
             s.config.auth.secret_env
@@ -106,3 +120,34 @@ def test_addresses_point_at_the_right_services_and_ports() -> None:
     worker = urlsplit(_env("setup")["WORKER_URL"])
     assert (worker.hostname, worker.port) == ("worker", int(_env("worker")["PORT"]))
     assert _env("worker")["HOOKPIPE_PUSH_AUTH"] == "none"  # the emulator sends no OIDC token
+    storage_port = re.search(r"-port (\d+)", " ".join(SERVICES["storage"]["command"]))
+    assert storage_port
+    for service in ("setup", "ingest", "spool-drainer"):
+        assert _env(service)["STORAGE_EMULATOR_HOST"] == f"http://storage:{storage_port.group(1)}"
+        assert _env(service)["HOOKPIPE_SPOOL_BUCKET"] == "hookpipe-spool"
+
+
+def test_the_spool_drainer_runs_ingests_image_with_settings_it_reads() -> None:
+    from hookpipe_ingest.drain import DrainSettings
+
+    drainer = SERVICES["spool-drainer"]
+    assert drainer["build"]["dockerfile"] == "ingest/Dockerfile"
+    assert drainer["command"][:2] == ["hookpipe-spool", "drain"]
+    known = _setting_names(DrainSettings) | {
+        "PUBSUB_EMULATOR_HOST",
+        "GOOGLE_CLOUD_PROJECT",
+        "STORAGE_EMULATOR_HOST",
+    }
+    assert set(_env("spool-drainer")) <= known
+
+
+def test_every_published_port_is_bound_to_loopback() -> None:
+    """Postgres with trust auth, a worker without push auth, the emulators and a fixed dev token:
+    none may be reachable from the network by default."""
+    published = {
+        name: [str(port) for port in service.get("ports", [])] for name, service in SERVICES.items()
+    }
+    assert any(published.values())
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"

@@ -119,3 +119,30 @@ def test_eventarc_message_published_is_unwrapped_in_both_modes() -> None:
 def test_undecodable_deliveries(body: bytes, headers: dict[str, str], message: str) -> None:
     with pytest.raises(UndecodableDelivery, match=message):
         decode_delivery(body, headers)
+
+
+def test_unwrapped_push_with_write_metadata_keeps_the_message_metadata() -> None:
+    """no_wrapper + write_metadata: the message id, publish time and subscription arrive as
+    x-goog-pubsub-* headers; the message id is Pub/Sub's, not the event's ce-id."""
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "event-1",
+        "ce-source": "/sources/leadprosper",
+        "content-type": "application/json",
+        "hookpipe-original-message-id": "m-0",
+        "x-goog-pubsub-message-id": "m-42",
+        "x-goog-pubsub-publish-time": "2026-11-30T01:02:03.456Z",
+        "x-goog-pubsub-subscription-name": "projects/p/subscriptions/hookpipe-worker-push",
+        "user-agent": "APIs-Google",
+    }
+    delivery = decode_delivery(b"{}", headers)
+    assert delivery.message_id == "m-42"
+    assert delivery.publish_time == "2026-11-30T01:02:03.456Z"
+    assert delivery.subscription == "projects/p/subscriptions/hookpipe-worker-push"
+    assert delivery.attributes == {
+        "ce-specversion": "1.0",
+        "ce-id": "event-1",
+        "ce-source": "/sources/leadprosper",
+        "content-type": "application/json",
+        "hookpipe-original-message-id": "m-0",
+    }

@@ -43,6 +43,16 @@ def test_round_trip_keeps_the_body_byte_for_byte(data: bytes) -> None:
     assert from_message(*to_message(event)) == event
 
 
+def test_a_marked_event_carries_its_problem_as_an_extension_attribute() -> None:
+    event = _event(problem="JSON body does not parse: Expecting value at line 1 column 1")
+    data, attributes = to_message(event)
+    assert attributes["ce-hookpipeproblem"] == event.problem
+    assert from_message(data, attributes) == event
+    # However long the problem, the attribute stays far under Pub/Sub's 1024-byte limit.
+    _, attributes = to_message(_event(problem="é" * 2000))
+    assert len(attributes["ce-hookpipeproblem"].encode()) <= 512
+
+
 def test_event_id_is_stable_and_source_scoped() -> None:
     assert event_id("leadprosper", "abc") == event_id("leadprosper", "abc")
     assert event_id("leadprosper", "abc") != event_id("other", "abc")
@@ -83,3 +93,47 @@ def test_undecodable_messages_raise_envelope_error(
 ) -> None:
     with pytest.raises(EnvelopeError, match=message):
         from_message(b"{}", attributes)
+
+
+def test_attribute_names_are_case_insensitive() -> None:
+    """The CloudEvents Pub/Sub binding: CE-TIME is ce-time."""
+    event = _event(traceparent=None)
+    data, attributes = to_message(event)
+    assert from_message(data, {k.upper(): v for k, v in attributes.items()}) == event
+
+
+@pytest.mark.parametrize(
+    ("data_fields", "expected"),
+    [
+        ({"data": {"lp_status": "SOLD"}}, b'{"lp_status": "SOLD"}'),
+        ({"data": "lp_status=SOLD"}, b"lp_status=SOLD"),
+        ({"data_base64": "AP8="}, b"\x00\xff"),
+        ({}, b""),
+    ],
+)
+def test_a_structured_mode_message_decodes(data_fields: dict[str, object], expected: bytes) -> None:
+    import json
+
+    document = {
+        "specversion": "1.0",
+        "id": "e-1",
+        "source": "/sources/leadprosper",
+        "type": "com.leadprosper.campaign_trigger",
+        "time": "2026-11-26T09:30:15Z",
+        "datacontenttype": "application/json",
+        **data_fields,
+    }
+    event = from_message(
+        json.dumps(document).encode(), {"content-type": "application/cloudevents+json"}
+    )
+    assert (event.id, event.source, event.data) == ("e-1", "leadprosper", expected)
+    assert event.time == datetime(2026, 11, 26, 9, 30, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"not json", b"[]", b'{"specversion": "1.0", "id": "x"}', b"\xff\xfe{\x00}\x00"],
+)
+def test_a_structured_mode_message_that_is_not_one_is_an_envelope_error(data: bytes) -> None:
+    with pytest.raises(EnvelopeError):
+        from_message(data, {"content-type": "application/cloudevents+json; charset=utf-8"})

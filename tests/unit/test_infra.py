@@ -65,13 +65,16 @@ ROOTS = {
     "local.topology": TOPOLOGY,
     "local.push_sub": TOPOLOGY["subscriptions"]["worker-push"],
     "local.dlq_sub": TOPOLOGY["subscriptions"]["dead-letter-pull"],
+    "local.archive_sub": TOPOLOGY["subscriptions"]["dead-letter-archive"],
     "local.bq_tables": TABLES,
 }
 
 
 def test_every_reference_to_a_settings_file_resolves() -> None:
     """A field renamed or removed in the JSON files breaks this test, not a deploy."""
-    pattern = re.compile(r"(local\.(?:topology|push_sub|dlq_sub|bq_tables))((?:\.[a-z_]+)+)")
+    pattern = re.compile(
+        r"(local\.(?:topology|push_sub|dlq_sub|archive_sub|bq_tables))((?:\.[a-z_]+)+)"
+    )
     seen = 0
     for name, text in SOURCES.items():
         for root, path in pattern.findall(text):
@@ -146,13 +149,33 @@ def test_least_privilege() -> None:
     assert "google_service_account_key" not in everything
     grants = resources("google_project_iam_member")
     plan = grants.pop("plan_reads_configuration")
-    assert {r["role"] for r in grants.values()} == {"roles/bigquery.jobUser", "roles/run.admin"}
-    # The pull requests' plan account reads configuration only.
-    assert plan["member"] == "${google_service_account.plan.member}"
+    plan_metrics = grants.pop("plan_reads_log_metrics")
+    # CI deploys as run.developer (run.admin could make the worker public) and runs the smoke
+    # test's query; nothing else holds a project-wide role. The worker runs no jobs at all.
+    assert {r["role"] for r in grants.values()} == {"roles/bigquery.jobUser", "roles/run.developer"}
+    assert all(r["member"] == "${google_service_account.ci.member}" for r in grants.values())
+    # The pull requests' plan account reads configuration only: never log entries, which can
+    # hold `?token=` URLs.
+    assert plan["member"] == plan_metrics["member"] == "${google_service_account.plan.member}"
     plan_roles = re.findall(r'"(roles/[^"]+)"', plan["for_each"])
     assert "roles/run.viewer" in plan_roles
+    assert "roles/logging.viewer" not in plan_roles
     for role in plan_roles:
         assert re.fullmatch(r"roles/(browser|[\w.]+\.(\w*[vV]iewer|reader|securityReviewer))", role)
+    custom = resources("google_project_iam_custom_role")
+    assert plan_metrics["role"] == "${google_project_iam_custom_role.logging_config_viewer.id}"
+    assert custom["logging_config_viewer"]["permissions"] == [
+        "logging.logMetrics.get",
+        "logging.logMetrics.list",
+    ]
+    # The worker streams rows into its two tables and can do nothing else to them.
+    assert custom["bigquery_row_inserter"]["permissions"] == [
+        "bigquery.tables.get",
+        "bigquery.tables.updateData",
+    ]
+    table_grants = resources("google_bigquery_table_iam_member")["worker_inserts_rows"]
+    assert table_grants["role"] == "${google_project_iam_custom_role.bigquery_row_inserter.id}"
+    assert not resources("google_bigquery_dataset_iam_member").get("worker_writes_rows")
 
 
 def test_each_github_context_acts_as_one_account() -> None:
@@ -180,18 +203,78 @@ def test_each_github_context_acts_as_one_account() -> None:
     assert condition.count("assertion.sub ==") == 2
 
 
-def test_logs_based_metrics_read_events_the_worker_writes() -> None:
-    """A logs-based metric whose filter names an event or field the worker no longer logs counts
-    nothing, silently. Each must match a canonical log line the worker writes."""
-    worker = (REPO / "worker/hookpipe_worker/app.py").read_text()
+# Where each Cloud Run resource's log lines are written.
+LOGGERS = {
+    "google_cloud_run_v2_service.worker": "worker/hookpipe_worker/app.py",
+    "google_cloud_run_v2_service.ingest": "ingest/hookpipe_ingest/app.py",
+    "google_cloud_run_v2_job.spool_drainer": "ingest/hookpipe_ingest/drain.py",
+}
+
+
+def test_logs_based_metrics_read_events_the_services_write() -> None:
+    """A logs-based metric whose filter names an event or field its service no longer logs counts
+    nothing, silently. Each must match a canonical log line that service writes."""
     metrics = resources("google_logging_metric")
-    assert metrics
+    assert len(metrics) >= 5
     for name, metric in metrics.items():
+        [owner] = re.findall(r"\$\{(google_cloud_run_v2_\w+\.\w+)\.name\}", metric["filter"])
+        code = (REPO / LOGGERS[owner]).read_text()
         events = re.findall(r'jsonPayload\.event=\\?"(\w+)', metric["filter"])
-        assert events, f"{name}: its filter names no worker log event"
+        assert events, f"{name}: its filter names no log event"
         for event in events:
-            assert f'"event": "{event}"' in worker, f"{name}: the worker logs no {event!r} event"
-        for extracted in re.findall(
-            r"EXTRACT\(jsonPayload\.(\w+)\)", metric.get("value_extractor", "")
-        ):
-            assert f'"{extracted}":' in worker, f"{name}: the worker logs no {extracted!r} field"
+            # Logged as a literal field, or named by the route that logs it (event="push").
+            logged = f'"event": "{event}"' in code or f'event="{event}"' in code
+            assert logged, f"{name}: {owner} logs no {event!r} event"
+        extractors = [
+            metric.get("value_extractor", ""),
+            *metric.get("label_extractors", {}).values(),
+        ]
+        for extracted in re.findall(r"EXTRACT\(jsonPayload\.(\w+)\)", " ".join(extractors)):
+            assert f'"{extracted}"' in code, f"{name}: {owner} logs no {extracted!r} field"
+
+
+def test_quiet_period_alerts_follow_the_sources_file() -> None:
+    from hookpipe.sources import load_source_configs
+
+    configured = {
+        name: config.quiet_alert_minutes
+        for name, config in load_source_configs(REPO / "infra/sources.toml").items()
+        if config.quiet_alert_minutes is not None
+    }
+    found = re.search(r"source_quiet_minutes = \{(.*?)\}", SOURCES["alerts.tf"], re.S)
+    assert found, "alerts.tf: locals.source_quiet_minutes"
+    in_terraform = {k: int(v) for k, v in re.findall(r"(\w+)\s*=\s*(\d+)", found.group(1))}
+    assert in_terraform == configured
+    quiet = resources("google_monitoring_alert_policy")["source_quiet"]
+    assert quiet["for_each"] == "${local.source_quiet_minutes}"
+
+
+def test_alerts_for_senders_that_never_retry_and_for_the_spool() -> None:
+    alerts = resources("google_monitoring_alert_policy")
+    for name in ("sender_unauthenticated", "source_quiet", "spool_not_drained", "archive_behind"):
+        assert name in alerts
+        assert alerts[name]["notification_channels"] == "${var.notification_channels}"
+        assert "Runbook: " in alerts[name]["documentation"][0]["content"]
+    operations = (REPO / "docs/operations.md").read_text()
+    for runbook in re.findall(r"Runbook: ([^'.]+)'", SOURCES["alerts.tf"]):
+        assert f"Runbook: {runbook}" in operations, runbook
+
+
+def test_spool_bucket_keeps_objects_until_drained_and_ingest_can_only_create() -> None:
+    bucket = resources("google_storage_bucket")["spool"]
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert "lifecycle_rule" not in bucket, "a lifecycle rule could delete an undrained webhook"
+    grants = {
+        (g["member"], g["role"])
+        for g in resources("google_storage_bucket_iam_member").values()
+        if g["bucket"] == "${google_storage_bucket.spool.name}"
+    }
+    assert grants == {
+        ("${google_service_account.ingest.member}", "roles/storage.objectCreator"),
+        ("${google_service_account.spool_drainer.member}", "roles/storage.objectUser"),
+    }
+    job = resources("google_cloud_run_v2_job")["spool_drainer"]
+    template = job["template"][0]["template"][0]
+    assert template["service_account"] == "${google_service_account.spool_drainer.email}"
+    assert template["containers"][0]["command"] == ["hookpipe-spool", "drain"]

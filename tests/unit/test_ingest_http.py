@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 from starlette.testclient import TestClient
 
-from tests.ingest_fakes import TOKEN, RecordingPublisher, asgi, ingest_app
+from tests.ingest_fakes import TOKEN, RecordingPublisher, RecordingSpool, asgi, ingest_app
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LEAD = {"lp_request_uuid": "u-1", "lp_status": "SOLD", "lp_lead_id": "L1"}
@@ -41,7 +41,7 @@ def client(publisher: RecordingPublisher) -> TestClient:
         ),
         (
             "POST",
-            "/webhooks/leadprosper",
+            "/webhooks/retrying",
             {**AUTH, "Content-Type": "text/plain"},
             b"hi",
             415,
@@ -49,9 +49,34 @@ def client(publisher: RecordingPublisher) -> TestClient:
         ),
         (
             "POST",
-            "/webhooks/leadprosper",
+            "/webhooks/retrying",
+            {**AUTH, "Content-Type": "application/xml"},
+            b"<a/>",
+            415,
+            "accepts json, not xml",
+        ),
+        ("POST", "/webhooks/retrying", AUTH, b"{}", 415, "(none) is not supported"),
+        (
+            "POST",
+            "/webhooks/retrying",
+            {**AUTH, "Content-Type": "application/json; x=" + "y" * 300},
+            b"{}",
+            415,
+            "is over 256 bytes",
+        ),
+        (
+            "POST",
+            "/webhooks/retrying",
             {**AUTH, "Content-Type": "application/json"},
             b"{",
+            400,
+            "does not parse",
+        ),
+        (
+            "POST",
+            "/webhooks/retrying",
+            {**AUTH, "Content-Type": "application/json"},
+            b'{"n": ' + b"1" * 5000 + b"}",
             400,
             "does not parse",
         ),
@@ -158,6 +183,90 @@ def test_traceparent_is_forwarded_in_the_event(
     assert publisher.published[0].traceparent == traceparent
 
 
+def test_with_a_spool_ingest_stays_ready_while_pubsub_is_down() -> None:
+    client = TestClient(asgi(ingest_app(RecordingPublisher(fail=True), RecordingSpool())))
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "pubsub": False, "spool": True}
+    accepted = client.post("/webhooks/leadprosper", json=LEAD, headers=AUTH)
+    assert accepted.status_code == 202
+
+
+def test_readyz_asks_pubsub_at_most_once_per_few_seconds(
+    client: TestClient, publisher: RecordingPublisher
+) -> None:
+    """It is unauthenticated: a flood of probes must not become a flood of admin calls."""
+    for _ in range(50):
+        assert client.get("/readyz").status_code == 200
+    assert publisher.readiness_checks == 1
+
+
 def test_health(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "problem", "content_type"),
+    [
+        ({"Content-Type": "application/json"}, b'{"lp_status": "SOL', "does not parse", None),
+        ({"Content-Type": "text/plain"}, b"lp_status=SOLD", "text/plain is not supported", None),
+        ({}, b"lp_status=SOLD", "(none) is not supported", "application/octet-stream"),
+        (
+            {"Content-Type": "application/json; x=" + "y" * 2000},
+            b"{}",
+            "is over 256 bytes",
+            "application/octet-stream",
+        ),
+        ({"Content-Type": "application/json"}, b"\xff\xfe{\x00}", "not valid UTF-8", None),
+        ({"Content-Type": "application/json"}, b'{"n": ' + b"9" * 5000 + b"}", "4300", None),
+        (
+            {"Content-Type": "application/xml"},
+            b"<a>" * 5000 + b"</a>" * 5000,
+            "nested more than 100 levels",
+            None,
+        ),
+        (
+            {"Content-Type": "application/xml"},
+            b'<?xml version="1.0" encoding="x-klingon"?><a/>',
+            "unsupported encoding",
+            None,
+        ),
+        (
+            {"Content-Type": "application/xml"},
+            b'<!DOCTYPE a [<!ENTITY b "bbbbbbbb">]><a>&b;&b;</a>',
+            "XML body refused",
+            None,
+        ),
+    ],
+)
+def test_a_sender_that_never_retries_gets_202_and_its_event_is_marked(
+    client: TestClient,
+    publisher: RecordingPublisher,
+    headers: dict[str, str],
+    body: bytes,
+    problem: str,
+    content_type: str | None,
+) -> None:
+    """LeadProsper reads no answer: a refused webhook would be lost, so it is kept, marked."""
+    response = client.post("/webhooks/leadprosper", content=body, headers={**AUTH, **headers})
+    assert response.status_code == 202, response.text
+    [event] = publisher.published
+    assert response.json() == {"event_id": event.id}
+    assert event.data == body
+    assert event.problem is not None
+    assert problem in event.problem
+    assert event.content_type == (content_type or headers["Content-Type"])
+    # The id is the body's hash (its fields cannot be read): a resend is the same event.
+    client.post("/webhooks/leadprosper", content=body, headers={**AUTH, **headers})
+    assert publisher.published[1].id == event.id
+
+
+def test_a_sender_that_never_retries_is_still_refused_without_credentials(
+    client: TestClient, publisher: RecordingPublisher
+) -> None:
+    response = client.post(
+        "/webhooks/leadprosper", content=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 401
+    assert publisher.published == []

@@ -42,10 +42,14 @@ def test_conversions(type_: Any, raw: Any, expected: Any) -> None:
         ("integer", 4.5, "is not a valid integer"),
         ("numeric", "NaN", "is not a valid numeric"),
         ("numeric", "twelve", "is not a valid numeric"),
+        ("numeric", "1e40", "'1e40' is not a valid numeric"),
+        ("numeric", "-" + "9" * 30, "is not a valid numeric"),
         ("timestamp", "yesterday", "'yesterday' is not a valid timestamp"),
         ("string", ["a", "b"], "expected one string value, got a list"),
         ("integer", True, "got a boolean"),
         ("string", {"a": 1}, "got an object"),
+        ("timestamp", 1e300, "is not a valid timestamp"),
+        ("timestamp", "9" * 30, "is not a valid timestamp"),
     ],
 )
 def test_values_that_do_not_convert_name_the_field(type_: Any, raw: Any, message: str) -> None:
@@ -63,7 +67,8 @@ def test_leadprosper_mapping() -> None:
         "lp_sold_price": "17.25",
         "other": "kept in the payload, not a column",
     }
-    assert map_columns(config.columns, payload) == {
+    mapped = map_columns(config.columns, payload)
+    assert mapped.values == {
         "lead_id": "L1",
         "status": "SOLD",
         "campaign_id": None,
@@ -71,6 +76,21 @@ def test_leadprosper_mapping() -> None:
         "purchase_price": None,
         "sold_price": Decimal("17.25"),
     }
+    assert mapped.problems == {}
+
+
+def test_a_value_that_does_not_convert_is_null_and_a_problem_not_an_error() -> None:
+    config = load_source_configs(REPO / "infra/sources.toml")["leadprosper"]
+    mapped = map_columns(
+        config.columns, {"lp_lead_id": "L1", "lp_purchase_price": "N/A", "lp_timestamp": 1e300}
+    )
+    assert mapped.values["lead_id"] == "L1"
+    assert mapped.values["purchase_price"] is None
+    assert mapped.values["event_time"] is None
+    assert mapped.unconverted == {"purchase_price", "event_time"}
+    problem = mapped.problems["purchase_price"]
+    assert (problem.field, problem.value) == ("lp_purchase_price", "N/A")
+    assert problem.reason == "'N/A' is not a valid numeric"
 
 
 BQ_TYPES = {"string": "STRING", "integer": "INT64", "numeric": "NUMERIC", "timestamp": "TIMESTAMP"}
@@ -117,3 +137,15 @@ def test_current_state_must_use_mapped_columns(tmp_path: Path) -> None:
     )
     with pytest.raises(SourceConfigError, match="source 'x'"):
         load_source_configs(bad)
+
+
+def test_a_body_limit_over_what_a_pubsub_message_holds_is_refused(tmp_path: Path) -> None:
+    toml = tmp_path / "sources.toml"
+    toml.write_text(
+        '[x]\nevent_type = "t"\nmax_body_bytes = 33554432\n'
+        'auth = { scheme = "token", secret_env = "X" }\n'
+    )
+    with pytest.raises(SourceConfigError, match=r"max_body_bytes.*9437184"):
+        load_source_configs(toml)
+    toml.write_text(toml.read_text().replace("33554432", "9437184"))
+    assert load_source_configs(toml)["x"].max_body_bytes == 9437184

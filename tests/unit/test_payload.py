@@ -51,6 +51,13 @@ def test_normalize_maps_each_format_to_one_object(
             "refused",
         ),
         ("application/xml", b'<!DOCTYPE x SYSTEM "file:///etc/passwd"><x/>', "refused"),
+        # Each of these was an uncaught exception (a 500) before.
+        ("application/json", b'{"n": ' + b"1" * 5000 + b"}", "4300"),
+        ("application/json", b'{"a": ' * 150 + b"1" + b"}" * 150, "nested more than 100"),
+        ("application/json", b"[" * 100_000 + b"]" * 100_000, "nested more than 100"),
+        ("application/xml", b"<a>" * 5000 + b"</a>" * 5000, "nested more than 100"),
+        ("application/xml", b'<?xml version="1.0" encoding="x-nope"?><a/>', "unsupported enc"),
+        ("application/xml", b'<?xml version="1.0" encoding="utf-16"?><a/>', "does not parse"),
     ],
 )
 def test_malformed_bodies_say_what_is_wrong(content_type: str, body: bytes, message: str) -> None:

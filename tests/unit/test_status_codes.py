@@ -48,8 +48,12 @@ def test_worker_status(error: BaseException, status: int) -> None:
         worker.UnknownSource("x"),
         worker.RowRejected("bigquery", "x"),
         EnvelopeError("x"),
-        MalformedPayload("x"),
     ],
 )
 def test_permanent_failures_are_recognized(error: BaseException) -> None:
     assert isinstance(error, worker.PERMANENT)
+
+
+def test_a_body_that_does_not_parse_is_not_a_permanent_failure_in_the_worker() -> None:
+    """It lands marked (hookpipe.problems), so it must never be dead-lettered."""
+    assert not isinstance(MalformedPayload("x"), worker.PERMANENT)

@@ -38,3 +38,15 @@ def test_round_trip_and_log_field() -> None:
     trace = new_trace()
     assert parse_trace({"traceparent": trace.traceparent()}) == trace
     assert trace.log_trace("p") == f"projects/p/traces/{trace.trace_id}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [f"{TRACE}/{'9' * 5000};o=1", f"{TRACE}/\u00b2;o=1", f"{TRACE}/{'1' * 40}"],
+)
+def test_a_hostile_cloud_trace_span_keeps_the_trace_and_drops_the_span(header: str) -> None:
+    assert parse_trace({"x-cloud-trace-context": header}) in (
+        TraceContext(TRACE, None, True),
+        TraceContext(TRACE, None, False),
+        None,
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hookpipe_worker.app import Adapters, WorkerApp, create_app
+from hookpipe_worker.archive import ArchivedDeadLetter
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import PushUnauthorized, RowRejected, SinkUnavailable, WorkerError
 from hookpipe_worker.rows import EventRow
@@ -53,6 +54,17 @@ class FakeDeadLetters:
         return "dl-1"
 
 
+class FakeArchive:
+    def __init__(self) -> None:
+        self.records: list[ArchivedDeadLetter] = []
+        self.down = False
+
+    async def write(self, record: ArchivedDeadLetter) -> None:
+        if self.down:
+            raise SinkUnavailable("archive: postgres: OperationalError")
+        self.records.append(record)
+
+
 class DenyAll:
     async def verify(self, headers: object) -> None:
         raise PushUnauthorized("push token is not from the push service account", 403)
@@ -66,7 +78,12 @@ async def _ready() -> bool:
     return True
 
 
-def _app(writer: FakeWriter, dead: FakeDeadLetters, **kwargs: object) -> TestClient:
+def _app(
+    writer: FakeWriter,
+    dead: FakeDeadLetters,
+    archive: FakeArchive | None = None,
+    **kwargs: object,
+) -> TestClient:
     settings = WorkerSettings(
         project_id="p",
         database_url="postgresql://x",  # type: ignore[arg-type]
@@ -75,7 +92,9 @@ def _app(writer: FakeWriter, dead: FakeDeadLetters, **kwargs: object) -> TestCli
         batch_max_delay_ms=0,
     )
     app: WorkerApp = create_app(
-        settings, adapters_factory=lambda: Adapters(writer, dead, _noop, _ready), **kwargs
+        settings,
+        adapters_factory=lambda: Adapters(writer, dead, _noop, _ready, archive or FakeArchive()),
+        **kwargs,
     )  # type: ignore[arg-type]
     return TestClient(Starlette(routes=[Route("/{p:path}", app.handle, methods=["GET", "POST"])]))
 
@@ -103,7 +122,22 @@ def test_committed_push_is_204(writer: FakeWriter, dead: FakeDeadLetters) -> Non
         ({"message": {"data": "%%%"}}, "UndecodableDelivery"),
         (push_envelope(b"{}", {"ce-id": "x"}), "EnvelopeError"),
         (event_envelope({"lp_lead_id": "1"}, source="unconfigured"), "UnknownSource"),
-        (event_envelope({"lp_timestamp": "yesterday"}), "MappingError"),
+        # Each of these was a 500, retried 5 times, then dead-lettered by Pub/Sub with no reason.
+        (
+            push_envelope(
+                b"{}",
+                {
+                    **event_envelope({})["message"]["attributes"],
+                    "ce-time": "0001-01-01T00:30:00+01:00",
+                },
+            ),
+            "EnvelopeError",
+        ),
+        (
+            push_envelope(b"\xff\xfe{\x00}\x00", {"content-type": "application/json"}),
+            "EnvelopeError",
+        ),
+        (push_envelope(b"\xff\xfe", {}), "EnvelopeError"),
     ],
 )
 def test_permanent_failures_are_dead_lettered_then_acked(
@@ -114,6 +148,43 @@ def test_permanent_failures_are_dead_lettered_then_acked(
     [(_delivery, exc)] = dead.published
     assert type(exc).__name__ == error_class
     assert writer.committed == []
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        event_envelope({"lp_timestamp": "yesterday"}),
+        event_envelope({"note": "\ud800", "n": float("nan")}),
+        push_envelope(b"{not json", {**event_envelope({})["message"]["attributes"]}),
+    ],
+)
+def test_values_that_do_not_convert_are_committed_marked_not_dead_lettered(
+    writer: FakeWriter, dead: FakeDeadLetters, envelope: dict[str, object]
+) -> None:
+    response = _app(writer, dead).post("/pubsub/push", json=envelope)
+    assert response.status_code == 204
+    assert len(writer.committed) == 1
+    assert dead.published == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"message": ' * 100_000 + b"{}" + b"}" * 100_000,
+        b'{"message": {"data": "e30=", "messageId": ' + b"9" * 5000 + b"}}",
+        b'{"message": {"data": "e30="}, "deliveryAttempt": ' + b"9" * 5000 + b"}",
+        b'{"message": {"data": "e30="}, "deliveryAttempt": 1e999}',
+    ],
+)
+def test_hostile_push_bodies_are_dead_lettered_not_500(
+    writer: FakeWriter, dead: FakeDeadLetters, body: bytes
+) -> None:
+    response = _app(writer, dead).post(
+        "/pubsub/push", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 204
+    [(_delivery, exc)] = dead.published
+    assert type(exc).__name__ in ("UndecodableDelivery", "EnvelopeError")
 
 
 def test_undecodable_push_keeps_the_raw_body_for_the_dead_letter(
@@ -205,3 +276,37 @@ def test_dead_letter_reason_attributes_keep_the_message_history() -> None:
     assert again["hookpipe-original-message-id"] == "m-1"
     assert again["hookpipe-first-failure-time"] == "2026-11-26T00:00:00Z"
     assert again["hookpipe-error-message"] == "postgres rejected the row: still bad"
+
+
+def test_a_dead_letter_pushed_to_the_archive_endpoint_is_archived(
+    writer: FakeWriter, dead: FakeDeadLetters
+) -> None:
+    archive = FakeArchive()
+    envelope = event_envelope({"lp_lead_id": "1"})
+    envelope["message"]["attributes"] |= {  # type: ignore[index]
+        "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+    }
+    envelope["message"]["publishTime"] = "2026-11-30T01:02:03.123456789Z"  # type: ignore[index]
+    client = _app(writer, dead, archive)
+    assert client.post("/pubsub/dead-letters", json=envelope).status_code == 204
+    [record] = archive.records
+    assert (record.dead_letter_id, record.error_class, record.delivery_attempts) == (
+        "m-1",
+        "MaxDeliveryAttempts",
+        5,
+    )
+    assert record.dead_lettered_at == datetime(2026, 11, 30, 1, 2, 3, 123456, tzinfo=UTC)
+    assert writer.committed == []  # archived, not processed as an event
+    assert dead.published == []
+
+
+def test_the_archive_refuses_nothing_and_retries_when_it_cannot_write(
+    writer: FakeWriter, dead: FakeDeadLetters
+) -> None:
+    archive = FakeArchive()
+    client = _app(writer, dead, archive)
+    response = client.post("/pubsub/dead-letters", content=b"\xff not json")
+    assert response.status_code == 204
+    assert archive.records[0].data == b"\xff not json"
+    archive.down = True
+    assert client.post("/pubsub/dead-letters", json=event_envelope({})).status_code == 503

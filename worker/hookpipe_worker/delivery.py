@@ -55,8 +55,10 @@ def decode_delivery(body: bytes, headers: Mapping[str, str]) -> Delivery:
 def _json(body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UndecodableDelivery(f"push body is not JSON: {exc}") from None
+    except RecursionError:
+        raise UndecodableDelivery("push body is nested too deeply") from None
+    except ValueError as exc:  # bad UTF-8, not JSON, or a number over 4300 digits
+        raise UndecodableDelivery(f"push body is not JSON: {str(exc)[:200]}") from None
     if not isinstance(document, dict):
         raise UndecodableDelivery("push body is not a JSON object")
     return document
@@ -100,10 +102,19 @@ def _opt_str(value: Any) -> str | None:
 def _from_binary_cloudevent(body: bytes, headers: Mapping[str, str]) -> Delivery:
     if headers.get("ce-type") == PUBSUB_MESSAGE_PUBLISHED:
         return _from_envelope(_json(body))
-    attributes = {k: v for k, v in headers.items() if k.startswith("ce-")}
+    # Unwrapped pushes carry the message's attributes as headers: ours are the CloudEvent's
+    # (ce-*, content-type) and a replay's history (hookpipe-*); the rest are HTTP's own.
+    attributes = {k: v for k, v in headers.items() if k.startswith(("ce-", "hookpipe-"))}
     if "content-type" in headers:
         attributes["content-type"] = headers["content-type"]
-    return Delivery(data=body, attributes=attributes, message_id=headers.get("ce-id"))
+    # With write_metadata, Pub/Sub's own metadata comes as x-goog-pubsub-* headers.
+    return Delivery(
+        data=body,
+        attributes=attributes,
+        message_id=headers.get("x-goog-pubsub-message-id") or headers.get("ce-id"),
+        publish_time=headers.get("x-goog-pubsub-publish-time"),
+        subscription=headers.get("x-goog-pubsub-subscription-name"),
+    )
 
 
 def _from_structured_cloudevent(document: dict[str, Any]) -> Delivery:

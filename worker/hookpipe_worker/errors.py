@@ -5,10 +5,11 @@ WorkerError
 │   │                       then acked (204) so the retry budget is not burned
 │   ├── UndecodableDelivery     the push request is not a Pub/Sub message or CloudEvent
 │   ├── UnknownSource           the event names a source this worker has no configuration for
-│   ├── RowRejected             a sink refused this row's values (e.g. BigQuery per-row error,
-│   │                           Postgres data exception)
-│   └── (hookpipe.errors) EnvelopeError, PayloadError (incl. MappingError): not a hookpipe
-│                               event, or a body or value that does not convert
+│   ├── RowRejected             a sink refused this row's values even after marking (e.g.
+│   │                           BigQuery per-row error, a Postgres check constraint)
+│   └── (hookpipe.errors) EnvelopeError: not a hookpipe event
+│   (A body or value that cannot be understood is not an error here: it lands marked,
+│   hookpipe.problems.)
 ├── TransientFailure        answer non-2xx: Pub/Sub redelivers with backoff and dead-letters
 │   │                       after max delivery attempts
 │   ├── SinkUnavailable         503  a sink timed out, refused the connection or answered 5xx
@@ -19,7 +20,7 @@ WorkerError
 
 from __future__ import annotations
 
-from hookpipe.errors import EnvelopeError, HookpipeError, PayloadError
+from hookpipe.errors import EnvelopeError, HookpipeError
 
 
 class WorkerError(HookpipeError):
@@ -66,7 +67,7 @@ class PushUnauthorized(WorkerError):
         self.status = status
 
 
-PERMANENT: tuple[type[BaseException], ...] = (PermanentFailure, EnvelopeError, PayloadError)
+PERMANENT: tuple[type[BaseException], ...] = (PermanentFailure, EnvelopeError)
 
 
 def status_for(exc: BaseException) -> int:

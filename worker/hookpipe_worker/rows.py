@@ -1,21 +1,38 @@
-"""Map an event to the rows the sinks store. Pure."""
+"""Map an event to the rows the sinks store. Pure.
+
+*Mark, don't refuse* (hookpipe.problems): an event of a configured source always becomes a row.
+
+* A body that does not normalize (ingest marked it, or it fails here) becomes a row with no
+  payload, the original bytes in ``body`` and the problem; it does not touch current state.
+* Text or numbers the sinks cannot store are replaced (``hookpipe.problems.storable``) and marked.
+* A typed column whose value does not convert is NULL and marked; the payload stays complete.
+* A current-state version more than ``MAX_VERSION_AHEAD`` ahead of ingest's receipt time would
+  freeze the key's state row (nothing later could be newer): it is marked as unconvertible.
+
+Only an event of a source this worker does not know raises (:class:`UnknownSource`).
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from hookpipe.errors import PayloadError
 from hookpipe.event import WebhookEvent
 from hookpipe.mapping import map_columns
 from hookpipe.payload import normalize
+from hookpipe.problems import BODY, Problem, clip, storable
 from hookpipe.sources import SourceConfig
 
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import UnknownSource
+
+MAX_VERSION_AHEAD = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,33 +42,75 @@ class EventRow:
     event_type: str
     received_at: datetime
     content_type: str
-    payload_json: str  # the normalized body, serialized once for both sinks
+    payload_json: (
+        str | None
+    )  # the normalized body, serialized once for both sinks; None: unparsable
     pubsub_message_id: str | None
     columns: dict[str, Any] = field(default_factory=dict)  # typed, from the source's mapping
+    problems: tuple[Problem, ...] = ()
+    unconverted: frozenset[str] = frozenset()  # columns NULL because their value did not convert
+    body: bytes | None = None  # the original bytes, kept when there is no payload
 
     @property
     def size(self) -> int:
-        return len(self.payload_json) + 256
+        return len(self.payload_json or "") + len(self.body or b"") + 256
+
+    @property
+    def problems_json(self) -> str | None:
+        if not self.problems:
+            return None
+        return json.dumps([p.as_json() for p in self.problems], ensure_ascii=False)
 
 
 def build_row(
     event: WebhookEvent, delivery: Delivery, sources: Mapping[str, SourceConfig]
 ) -> EventRow:
-    """Raises a permanent error when the source is unknown, the body does not normalize or a
-    mapped value does not convert."""
+    """Raises :class:`UnknownSource` when the event's source is not configured; everything else
+    that cannot be understood is marked in the row."""
     config = sources.get(event.source)
     if config is None:
         raise UnknownSource(f"no source {event.source!r} is configured in this worker")
-    payload = normalize(event.data, event.content_type)
-    return EventRow(
+    base = EventRow(
         event_id=event.id,
         source=event.source,
         event_type=event.type,
         received_at=event.time,
         content_type=event.content_type,
-        payload_json=json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+        payload_json=None,
         pubsub_message_id=delivery.message_id,
-        columns=map_columns(config.columns, payload),
+    )
+    problem = event.problem
+    if problem is None:
+        try:
+            payload = normalize(event.data, event.content_type)
+        except PayloadError as exc:
+            problem = str(exc)
+    if problem is not None:
+        return replace(
+            base,
+            problems=(Problem(BODY, None, clip(problem)),),
+            body=event.data,
+        )
+    payload, problems = storable(payload)
+    mapped = map_columns(config.columns, payload)
+    columns, column_problems = dict(mapped.values), dict(mapped.problems)
+    state = config.current_state
+    if state is not None:
+        version = columns.get(state.version)
+        if isinstance(version, datetime) and version > event.time + MAX_VERSION_AHEAD:
+            spec = config.columns[state.version]
+            columns[state.version] = None
+            column_problems[state.version] = Problem(
+                spec.field,
+                clip(payload.get(spec.field)),
+                f"more than {MAX_VERSION_AHEAD.days} day ahead of the time ingest received it",
+            )
+    return replace(
+        base,
+        payload_json=json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+        columns=columns,
+        problems=(*problems, *column_problems.values()),
+        unconverted=frozenset(column_problems),
     )
 
 
@@ -79,6 +138,9 @@ def bigquery_row(row: EventRow, inserted_at: datetime) -> dict[str, Any]:
             "content_type": row.content_type,
             "payload": row.payload_json,  # JSON columns take a JSON string in insertAll
             "pubsub_message_id": row.pubsub_message_id,
+            "problems": row.problems_json,
+            # BYTES columns take base64 in insertAll.
+            "body": base64.b64encode(row.body).decode() if row.body is not None else None,
         }
     )
     return record

@@ -37,8 +37,14 @@ class WorkerSettings(CommonSettings):
     bigquery_timeout_seconds: float = Field(default=10.0, gt=0)
 
     push_path: str = "/pubsub/push"
+    # The dead-letter archive's push endpoint (subscriptions.json: dead-letter-archive).
+    archive_path: str = "/pubsub/dead-letters"
+    bigquery_dead_letters_table: str = "dead_letters"
     # "oidc" verifies Pub/Sub's signed token; "none" is for the local emulator, which sends none.
     push_auth: Literal["oidc", "none"] = "oidc"
+    # Set by Cloud Run / by the local stack: "none" is for the emulator (which sends no token).
+    cloud_run_service: str | None = Field(default=None, validation_alias="K_SERVICE")
+    pubsub_emulator_host: str | None = Field(default=None, validation_alias="PUBSUB_EMULATOR_HOST")
     push_audience: str | None = None
     push_service_account: str | None = None
 
@@ -56,6 +62,15 @@ class WorkerSettings(CommonSettings):
     dead_letter_timeout_seconds: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
+    def _no_unauthenticated_pushes_on_cloud_run(self) -> Self:
+        if self.push_auth == "none" and self.cloud_run_service and not self.pubsub_emulator_host:
+            raise ValueError(
+                "HOOKPIPE_PUSH_AUTH=none is refused on Cloud Run (K_SERVICE is set and no "
+                "PUBSUB_EMULATOR_HOST): anyone reaching the worker could write rows; use oidc"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _oidc_needs_identity(self) -> Self:
         if self.push_auth == "oidc" and not (self.push_audience and self.push_service_account):
             raise ValueError(
@@ -67,3 +82,7 @@ class WorkerSettings(CommonSettings):
     @property
     def bigquery_table_id(self) -> str:
         return f"{self.project_id}.{self.bigquery_dataset}.{self.bigquery_table}"
+
+    @property
+    def bigquery_dead_letters_table_id(self) -> str:
+        return f"{self.project_id}.{self.bigquery_dataset}.{self.bigquery_dead_letters_table}"

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,10 @@ from google.api_core.exceptions import GoogleAPICallError
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from hookpipe.cli import dlq, smoke
+from hookpipe.cli import archive, dlq, smoke
 from hookpipe.cli import subscriptions as subs
 from hookpipe.deadletters import DeadLetter, Filters, parse_attribute_filters, parse_time
 from hookpipe.logging import configure_logging
@@ -83,11 +85,34 @@ def _dlq_subscription(args: argparse.Namespace, topology: Topology) -> str:
     return str(SubscriberClient.subscription_path(_project(args), name))
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    """``text`` as rich should print it when a sender controls it: markup escaped (``[/]``
+    raised MarkupError), control characters shown as ``\\xNN`` instead of reaching the
+    operator's terminal (``\\x1b[41m`` would recolour it)."""
+    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+
+
 def _age(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def _archive_connection(args: argparse.Namespace) -> Any:
+    """A connection to the Postgres holding the dead-letter archive, or None when no database
+    URL was given (the archive is then left out)."""
+    url = args.database_url or os.environ.get("HOOKPIPE_DATABASE_URL")
+    if not url:
+        return None
+    try:
+        import psycopg
+    except ImportError:
+        raise UsageError("the archive needs psycopg: pip install 'hookpipe[smoke]'") from None
+    return psycopg.connect(url, connect_timeout=10)
 
 
 # -- dlq ---------------------------------------------------------------------------------------
@@ -116,47 +141,77 @@ def dlq_stats(args: argparse.Namespace) -> int:
         "source": dict(Counter(letter.source for letter in letters).most_common()),
         "age": dict(buckets),
     }
+    conn = _archive_connection(args)
+    archived: dict[str, Any] | None = None
+    if conn is not None:
+        with conn:
+            archived = archive.counts(conn)
     data = {
         "total": len(letters),
         "oldest_age_seconds": max(ages, default=None),
         **{f"by_{name}": counts for name, counts in groups.items()},
+        "archive": archived,
     }
 
     def render() -> None:
         oldest = _age(max(ages)) if ages else "—"
         out.print(f"[bold]{len(letters)}[/] dead letters · oldest {oldest}")
+        if archived is None:
+            out.print("archive: not read (give --database-url or set HOOKPIPE_DATABASE_URL)")
+        else:
+            out.print(
+                f"archive: [bold]{archived['total']}[/] dead letters ever, "
+                f"{archived['not_replayed']} not replayed; by reason: "
+                + ", ".join(f"{safe(k)} {v}" for k, v in archived["by_reason"].items())
+            )
         for title, counts in groups.items():
             table = Table(title=f"by {title}")
             table.add_column(title)
             table.add_column("messages", justify="right")
             for key, count in counts.items():
-                table.add_row(key, str(count))
+                table.add_row(safe(key), str(count))
             out.print(table)
 
     _emit(args, data, render)
     return EXIT_OK
 
 
+def peek_table(letters: Sequence[DeadLetter], width: int) -> Table:
+    """Dead letters as a table; everything the sender controls is shown through :func:`safe`."""
+    table = Table(title=f"{len(letters)} dead letters (released, not consumed)")
+    for column in ("message id", "published", "reason", "source", "event id", "payload"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row(
+            safe(letter.message_id),
+            letter.publish_time.isoformat(timespec="seconds"),
+            f"{safe(letter.reason)}\n[dim]{safe(letter.message)}[/]",
+            safe(letter.source),
+            safe(letter.attributes.get("ce-id", "")),
+            safe(letter.payload_preview(width)),
+        )
+    return table
+
+
 def dlq_peek(args: argparse.Namespace) -> int:
     letters = _dead_letters(args)[: args.limit]
-
-    def render() -> None:
-        table = Table(title=f"{len(letters)} dead letters (released, not consumed)")
-        for column in ("message id", "published", "reason", "source", "event id", "payload"):
-            table.add_column(column, overflow="fold")
-        for letter in letters:
-            table.add_row(
-                letter.message_id,
-                letter.publish_time.isoformat(timespec="seconds"),
-                f"{letter.reason}\n[dim]{letter.message}[/]",
-                letter.source,
-                letter.attributes.get("ce-id", ""),
-                letter.payload_preview(args.width),
-            )
-        out.print(table)
-
-    _emit(args, [letter.as_dict(args.width) for letter in letters], render)
+    _emit(
+        args,
+        [letter.as_dict(args.width) for letter in letters],
+        lambda: out.print(peek_table(letters, args.width)),
+    )
     return EXIT_OK
+
+
+def _progress_printer(args: argparse.Namespace) -> Callable[[DeadLetter, str], None]:
+    """One stderr line per replayed message (none with --json)."""
+
+    def progress(letter: DeadLetter, outcome: str) -> None:
+        if not args.json:
+            ce_id = letter.attributes.get("ce-id", "")
+            err.print(safe(f"{letter.message_id} {letter.reason} {ce_id} → {outcome}"))
+
+    return progress
 
 
 def dlq_replay(args: argparse.Namespace) -> int:
@@ -164,15 +219,12 @@ def dlq_replay(args: argparse.Namespace) -> int:
     filters = _filters(args)
     if filters.empty and not args.all:
         raise UsageError("replay needs a filter, or --all to replay every dead letter")
+    if args.from_archive:
+        return _replay_from_archive(args, topology, filters)
     subscriber, publisher = SubscriberClient(), PublisherClient()
     topic = publisher.topic_path(_project(args), args.topic or topology.events_topic)
 
-    def progress(letter: DeadLetter, outcome: str) -> None:
-        if not args.json:
-            err.print(
-                f"{letter.message_id} {letter.reason} {letter.attributes.get('ce-id', '')}"
-                f" → {outcome}"
-            )
+    progress = _progress_printer(args)
 
     try:
         summary = dlq.replay(
@@ -212,6 +264,51 @@ def dlq_replay(args: argparse.Namespace) -> int:
                 f"{summary.failed_again} replayed message(s) were dead-lettered again during "
                 "this run and left in place: their cause is not fixed (`hookpipe dlq peek`)"
             )
+
+    _emit(args, data, render)
+    return EXIT_REPLAY_FAILED if summary.failed else EXIT_OK
+
+
+def _replay_from_archive(args: argparse.Namespace, topology: Topology, filters: Filters) -> int:
+    conn = _archive_connection(args)
+    if conn is None:
+        raise UsageError("--from-archive needs --database-url or HOOKPIPE_DATABASE_URL")
+    publisher = PublisherClient()
+    topic = publisher.topic_path(_project(args), args.topic or topology.events_topic)
+
+    progress = _progress_printer(args)
+
+    try:
+        with conn:
+            letters = archive.archived(conn, filters, include_replayed=args.include_replayed)
+            summary = archive.replay(
+                conn,
+                publisher,
+                topic,
+                letters[: args.max],
+                now=lambda: datetime.now(UTC),
+                dry_run=args.dry_run,
+                rate=args.rate,
+                on_progress=progress,
+            )
+    finally:
+        publisher.stop()
+    data = {
+        "from_archive": True,
+        "dry_run": args.dry_run,
+        "selected": summary.selected,
+        "replayed": summary.replayed,
+        "failed": summary.failed,
+        "messages": [letter.as_dict(80) for letter in summary.letters],
+    }
+
+    def render() -> None:
+        verb = "would replay" if args.dry_run else "replayed"
+        out.print(
+            f"archive: selected {summary.selected} · {verb} "
+            f"{summary.selected if args.dry_run else summary.replayed} · failed "
+            f"{summary.failed} → {topic}"
+        )
 
     _emit(args, data, render)
     return EXIT_REPLAY_FAILED if summary.failed else EXIT_OK
@@ -461,7 +558,7 @@ def smoke_run(args: argparse.Namespace) -> int:
 # -- argument parsing --------------------------------------------------------------------------
 EXAMPLES = {
     "dlq stats": "hookpipe dlq stats --since 24h",
-    "dlq peek": "hookpipe dlq peek --limit 5 --error-class MappingError",
+    "dlq peek": "hookpipe dlq peek --limit 5 --error-class RowRejected",
     "dlq replay": "hookpipe dlq replay --error-class RowRejected --source leadprosper --dry-run",
     "subscriptions show": "hookpipe subscriptions show hookpipe-worker-push",
     "subscriptions diff": "hookpipe subscriptions diff --push-endpoint https://worker-xyz.a.run.app",
@@ -496,11 +593,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="attribute equals value (repeat a key for alternatives)",
     )
-    filters.add_argument("--error-class", action="append", help="reason, e.g. MappingError")
+    filters.add_argument("--error-class", action="append", help="reason, e.g. RowRejected")
     filters.add_argument("--source", action="append", help="webhook source, e.g. leadprosper")
     filters.add_argument("--message-id", action="append", help="dead-letter message id")
     filters.add_argument("--since", help="published at or after: ISO 8601 or an age (2h, 7d)")
     filters.add_argument("--until", help="published before: ISO 8601 or an age")
+    filters.add_argument(
+        "--database-url",
+        help="Postgres holding the dead-letter archive (default: $HOOKPIPE_DATABASE_URL)",
+    )
     filters.add_argument(
         "--scan-limit",
         type=int,
@@ -565,6 +666,17 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--dry-run", action="store_true", help="show what would be replayed")
     replay.add_argument("--all", action="store_true", help="allow replay without filters")
     replay.add_argument("--topic", help="republish to this topic (default: the events topic)")
+    replay.add_argument(
+        "--from-archive",
+        action="store_true",
+        help="replay from the archive (hookpipe.dead_letters), e.g. what Pub/Sub's 7-day "
+        "retention dropped; rows already replayed are skipped",
+    )
+    replay.add_argument(
+        "--include-replayed",
+        action="store_true",
+        help="with --from-archive: also rows replayed before (lands once all the same)",
+    )
     replay.set_defaults(run=dlq_replay)
 
     sub_parser = groups.add_parser("subscriptions", help="tune subscriptions from the file")
@@ -643,15 +755,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:  # the archive's driver is optional (hookpipe[smoke]); only its errors are caught here
+        import psycopg
+
+        database_errors: tuple[type[Exception], ...] = (psycopg.Error,)
+    except ImportError:
+        database_errors = ()
     # Audit lines (one per replayed message) go to stderr as Cloud Logging JSON.
     configure_logging(os.environ.get("HOOKPIPE_PROJECT_ID", "hookpipe"), "INFO", stream=sys.stderr)
     try:
         return int(args.run(args))
     except (UsageError, TopologyError) as exc:
-        err.print(f"[red]hookpipe:[/] {exc}")
+        err.print(f"[red]hookpipe:[/] {safe(str(exc))}")
         return EXIT_USAGE
     except GoogleAPICallError as exc:
-        err.print(f"[red]hookpipe: Pub/Sub error:[/] {exc}")
+        err.print(f"[red]hookpipe: Pub/Sub error:[/] {safe(str(exc))}")
+        return EXIT_ERROR
+    except database_errors as exc:
+        err.print(
+            f"[red]hookpipe: archive database error:[/] {safe(f'{type(exc).__name__}: {exc}')}"
+        )
         return EXIT_ERROR
 
 

@@ -9,23 +9,23 @@ opposite orders deadlock.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
 
 import psycopg
 from hookpipe.sources import CurrentStateSpec
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hookpipe_worker.errors import RowRejected, SinkUnavailable, WorkerError
 from hookpipe_worker.rows import EventRow
+from hookpipe_worker.sinks import current_state
 
 INSERT_EVENTS = """
 INSERT INTO hookpipe.events
-    (event_id, source, event_type, received_at, content_type, payload, pubsub_message_id)
+    (event_id, source, event_type, received_at, content_type, payload, pubsub_message_id,
+     problems, body)
 SELECT * FROM unnest(
     %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[]::jsonb[],
-    %s::text[])
+    %s::text[], %s::text[]::jsonb[], %s::bytea[])
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
@@ -87,10 +87,12 @@ class PostgresSink:
         When the batch's statement fails, each row is tried alone under a savepoint, so one row's
         failure never holds back its batch-mates. Raises when the connection itself is lost.
         """
+        # Any exception, not only psycopg's: a value psycopg cannot even encode raises
+        # UnicodeEncodeError, and must fail its own row, not the batch.
         try:
             async with conn.transaction():
                 return await self._insert(conn, rows), {}
-        except psycopg.Error as exc:
+        except Exception as exc:
             if conn.broken:
                 raise
             if len(rows) == 1:
@@ -101,7 +103,7 @@ class PostgresSink:
             try:
                 async with conn.transaction():
                     inserted |= await self._insert(conn, [row])
-            except psycopg.Error as exc:
+            except Exception as exc:
                 if conn.broken:
                     raise
                 failed[row.event_id] = _row_failure(exc)
@@ -119,6 +121,8 @@ class PostgresSink:
                     [r.content_type for r in rows],
                     [r.payload_json for r in rows],
                     [r.pubsub_message_id for r in rows],
+                    [r.problems_json for r in rows],
+                    [r.body for r in rows],
                 ),
             )
             return {str(record[0]) for record in await cur.fetchall()}
@@ -130,19 +134,11 @@ class PostgresSink:
         types: Mapping[str, str],
         rows: Sequence[EventRow],
     ) -> None:
-        """Move each key's row forward to its newest event among ``rows``, never backwards."""
-        latest: dict[Any, tuple[tuple[datetime, str], EventRow]] = {}
-        for row in rows:
-            key = row.columns.get(spec.key)
-            if key is None:
-                continue
-            version = (row.columns.get(spec.version) or row.received_at, row.event_id)
-            if key not in latest or latest[key][0] < version:
-                latest[key] = (version, row)
-        if not latest:
+        """Fold ``rows`` into ``spec``'s table (:mod:`hookpipe_worker.sinks.current_state`)."""
+        states = current_state.fold(spec, rows)
+        if not states:
             return
-        ordered = [latest[k] for k in sorted(latest)]  # lock keys in one order: no deadlocks
-        statement, params = current_state_upsert(spec, types, ordered)
+        statement, params = current_state.upsert_statement(spec, types, states)
         async with conn.cursor() as cur:
             await cur.execute(statement, params)
 
@@ -160,68 +156,17 @@ class PostgresSink:
         return True
 
 
-_PG_TYPES = {
-    "string": "text",
-    "integer": "bigint",
-    "numeric": "numeric",
-    "timestamp": "timestamptz",
-}
+def _row_failure(exc: Exception) -> WorkerError:
+    """Class 22/23 and anything that is not a database error at all (the row's value cannot be
+    sent) are the row's own; other database errors are passing."""
+    if is_row_error(exc) or not isinstance(exc, psycopg.Error):
+        return RowRejected("postgres", _describe(exc))
+    return unavailable(exc)
 
 
-def current_state_upsert(
-    spec: CurrentStateSpec,
-    types: Mapping[str, str],
-    latest: Sequence[tuple[tuple[datetime, str], EventRow]],
-) -> tuple[sql.Composed, list[list[Any]]]:
-    """One INSERT ... ON CONFLICT DO UPDATE for the newest event per key.
-
-    The ``WHERE`` makes the update monotonic: a row changes only when the incoming (version,
-    event id) is greater than the stored one, whatever order events arrive in.
-    """
-    schema, table = spec.table.split(".")
-    target = sql.Identifier(schema, table)
-    names = [spec.key, *spec.columns, spec.version, "event_id"]
-    pg_types = [
-        _PG_TYPES[types[spec.key]],
-        *(_PG_TYPES[types[c]] for c in spec.columns),
-        "timestamptz",
-        "text",
-    ]
-    params: list[list[Any]] = [
-        [row.columns[spec.key] for _, row in latest],
-        *([row.columns.get(c) for _, row in latest] for c in spec.columns),
-        [version for (version, _), _ in latest],
-        [event_id for (_, event_id), _ in latest],
-    ]
-    columns = sql.SQL(", ").join(sql.Identifier(n) for n in names)
-    arrays = sql.SQL(", ").join(
-        sql.SQL("%s::{}[]").format(sql.SQL(t))
-        for t in pg_types  # types from a fixed table
-    )
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in names[1:]
-    )
-    version = sql.Identifier(spec.version)
-    statement = sql.SQL(
-        "INSERT INTO {target} ({columns}) SELECT * FROM unnest({arrays}) "
-        "ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = now() "
-        "WHERE ({target}.{version}, {target}.event_id) < (EXCLUDED.{version}, EXCLUDED.event_id)"
-    ).format(
-        target=target,
-        columns=columns,
-        arrays=arrays,
-        key=sql.Identifier(spec.key),
-        updates=updates,
-        version=version,
-    )
-    return statement, params
-
-
-def _row_failure(exc: psycopg.Error) -> WorkerError:
-    return RowRejected("postgres", _describe(exc)) if is_row_error(exc) else unavailable(exc)
-
-
-def _describe(exc: psycopg.Error) -> str:
+def _describe(exc: Exception) -> str:
+    if not isinstance(exc, psycopg.Error):
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
     state = f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else ""
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"{first_line}{state}"

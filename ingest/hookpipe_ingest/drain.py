@@ -1,0 +1,165 @@
+"""Drain the spool: republish each spooled message, then delete it. ``hookpipe-spool drain``.
+
+Runs as a Cloud Run job on a Cloud Scheduler tick (every minute; infra/terraform/spool.tf) with its
+own service account, and locally as ``hookpipe-spool drain --every 2`` (``make run``, the tests).
+
+Per object: read it (at its generation), publish its data and attributes unchanged, wait for
+Pub/Sub's confirmation, and only then delete it (at its generation). So:
+
+* killed between publish and delete: the object stays and the next run publishes it again: a
+  duplicate publish of the same event id, which the sinks absorb (Postgres ``ON CONFLICT``,
+  BigQuery row ids and the ``events`` view);
+* two drainers racing: both may publish an object (absorbed the same way); one deletes it and the
+  other finds it gone (not an error);
+* Pub/Sub still down: nothing is deleted and the run exits non-zero; the next tick tries again.
+
+``hookpipe-spool stats`` prints how many objects wait and the oldest one's age (what the spool
+alert watches) as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from google.api_core.exceptions import GoogleAPIError
+from google.cloud.pubsub_v1 import PublisherClient
+from hookpipe.logging import configure_logging, log_event
+from hookpipe.settings import CommonSettings, load_settings
+from pydantic import Field
+
+from hookpipe_ingest.spool import BadSpoolObject, GcsSpool, SpooledObject, SpoolUnavailable, decode
+
+logger = logging.getLogger("hookpipe.spool")
+
+type Publish = Callable[[bytes, Mapping[str, str]], None]
+
+
+class DrainSettings(CommonSettings):
+    spool_bucket: str = Field(min_length=1, description="the spool's Cloud Storage bucket")
+    spool_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    publish_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    drain_parallelism: int = Field(default=16, ge=1, le=128)
+
+
+@dataclass
+class DrainReport:
+    published: int = 0
+    gone: int = 0  # taken by another drainer between listing and reading
+    failed: int = 0  # not published (Pub/Sub or the spool failed): left for the next run
+    bad: list[str] = field(default_factory=list)  # not spooled messages: left in place
+    seconds: float = 0.0
+
+
+def drain_one(spool: GcsSpool, publish: Publish, item: SpooledObject) -> str:
+    content = spool.read(item)
+    if content is None:
+        return "gone"
+    data, attributes = decode(content)
+    publish(data, attributes)  # raises unless Pub/Sub confirmed
+    spool.delete(item)
+    return "published"
+
+
+def drain(
+    spool: GcsSpool, publish: Publish, *, parallelism: int, limit: int | None = None
+) -> DrainReport:
+    """One pass over what is spooled now."""
+    started = time.monotonic()
+    report = DrainReport()
+    items = list(spool.list(limit))
+
+    def one(item: SpooledObject) -> str:
+        try:
+            return drain_one(spool, publish, item)
+        except BadSpoolObject:
+            report.bad.append(item.name)
+            return "bad"
+        except (SpoolUnavailable, GoogleAPIError, TimeoutError):
+            return "failed"
+
+    with ThreadPoolExecutor(parallelism) as pool:
+        for outcome in pool.map(one, items):
+            if outcome in ("published", "gone", "failed"):
+                setattr(report, outcome, getattr(report, outcome) + 1)
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def stats(spool: GcsSpool, now: datetime) -> dict[str, float | int | None]:
+    objects = list(spool.list())
+    oldest = min((o.created for o in objects), default=None)
+    return {
+        "objects": len(objects),
+        "oldest_age_seconds": round((now - oldest).total_seconds(), 3) if oldest else None,
+    }
+
+
+def pubsub_publish(settings: DrainSettings) -> Publish:
+    client = PublisherClient()
+    topic = client.topic_path(settings.project_id, settings.events_topic)
+
+    def publish(data: bytes, attributes: Mapping[str, str]) -> None:
+        client.publish(topic, data, **attributes).result(timeout=settings.publish_timeout_seconds)
+
+    return publish
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hookpipe-spool", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("drain", help="republish spooled events, then delete them")
+    run.add_argument("--every", type=float, help="keep draining, a pass every N seconds")
+    run.add_argument("--limit", type=int, help="at most N objects per pass")
+    commands.add_parser("stats", help="objects waiting and the oldest one's age, as JSON")
+    args = parser.parse_args(argv)
+    settings = load_settings(DrainSettings)
+    configure_logging(settings.project_id, settings.log_level)
+    spool = GcsSpool(
+        settings.spool_bucket,
+        project_id=settings.project_id,
+        timeout_seconds=settings.spool_timeout_seconds,
+        emulator_host=os.environ.get("STORAGE_EMULATOR_HOST"),
+    )
+    if args.command == "stats":
+        print(json.dumps(stats(spool, datetime.now(UTC))))
+        return 0
+    publish = pubsub_publish(settings)
+    while True:
+        try:
+            report = drain(spool, publish, parallelism=settings.drain_parallelism, limit=args.limit)
+            left = stats(spool, datetime.now(UTC))
+        except SpoolUnavailable as exc:
+            log_event(
+                logger,
+                logging.ERROR,
+                f"spool drain failed: {exc}",
+                project_id=settings.project_id,
+                fields={"event": "spool_drain_failed"},
+            )
+            if args.every is None:
+                return 1
+        else:
+            if report.published or report.failed or report.bad or left["objects"]:
+                log_event(
+                    logger,
+                    logging.ERROR if report.failed or report.bad else logging.INFO,
+                    f"spool drain: {report.published} published, {left['objects']} left",
+                    project_id=settings.project_id,
+                    fields={"event": "spool_drain", **asdict(report), **left},
+                )
+            if args.every is None:
+                return 1 if report.failed else 0
+        time.sleep(args.every)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Keep an accepted event: publish it, or spool it when Pub/Sub cannot take it now.
+
+* Pub/Sub confirms → ``"published"``.
+* Pub/Sub does not confirm in time, fails, or ingest is shedding load → the event (data and every
+  attribute, exactly as it would have been published) is written to the spool → ``"spooled"``.
+  The drainer publishes it later under the same id, so a publish that was in fact on its way
+  when the deadline passed costs a duplicate that the sinks absorb, never a loss.
+* Neither → :class:`Unavailable` (503 + Retry-After): the only case a verified webhook is not
+  kept, and the sender is told to retry.
+
+After a failed publish, Pub/Sub is skipped for ``bypass_seconds``: events go straight to the spool
+instead of each waiting out the publish deadline while Pub/Sub is down. The first request after
+that tries Pub/Sub again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from hookpipe.event import WebhookEvent, to_message
+
+from hookpipe_ingest.errors import Unavailable
+from hookpipe_ingest.publisher import EventPublisher
+from hookpipe_ingest.spool import Spool, SpoolUnavailable
+
+type Kept = Literal["published", "spooled"]
+
+
+class EventKeeper:
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        spool: Spool | None,
+        *,
+        bypass_seconds: float,
+        retry_after_seconds: int,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._publisher = publisher
+        self._spool = spool
+        self._bypass_seconds = bypass_seconds
+        self._retry_after = retry_after_seconds
+        self._monotonic = monotonic
+        self._bypass_until = 0.0
+
+    @property
+    def bypassing_pubsub(self) -> bool:
+        return self._monotonic() < self._bypass_until
+
+    async def keep(self, event: WebhookEvent) -> Kept:
+        if self._spool is None:
+            await self._publisher.publish(event)  # raises Unavailable: 503, as before the spool
+            return "published"
+        if not self.bypassing_pubsub:
+            try:
+                await self._publisher.publish(event)
+            except Unavailable:
+                self._bypass_until = self._monotonic() + self._bypass_seconds
+            else:
+                return "published"
+        data, attributes = to_message(event)
+        try:
+            await self._spool.put(event.id, data, attributes)
+        except SpoolUnavailable as exc:
+            raise Unavailable(
+                f"neither Pub/Sub nor the spool could take the event ({exc})", self._retry_after
+            ) from None
+        return "spooled"

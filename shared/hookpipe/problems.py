@@ -1,0 +1,90 @@
+"""What could not be understood about an event, recorded beside it instead of refusing it. Pure.
+
+hookpipe's rule is *mark, don't refuse*: an event whose credentials verified lands in both sinks
+even when part of it cannot be understood, with each problem recorded in the row's ``problems``
+column as ``{"field", "value", "reason"}``:
+
+* ``field``: the payload field (``lp_purchase_price``), a JSON path into the payload
+  (``notes[2].text``) for text that could not be stored as sent, or ``(body)`` when the body as a
+  whole did not parse;
+* ``value``: the offending value as text, clipped to ``MAX_VALUE_CHARS`` (``null`` for a body);
+* ``reason``: what was wrong, in words.
+
+:func:`storable` is the one place that decides what a parsed payload's unstorable values become:
+PostgreSQL's ``jsonb`` refuses lone UTF-16 surrogates, NUL characters and NaN/Infinity, so text
+with a lone surrogate or NUL has each one replaced by U+FFFD, and a NaN or infinite number becomes
+``null``, each recorded as a problem.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+BODY = "(body)"
+MAX_VALUE_CHARS = 200
+REPLACEMENT = "\ufffd"
+# A lone surrogate (U+D800-U+DFFF can only come from a JSON \\u escape) or NUL.
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    field: str
+    value: str | None
+    reason: str
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"field": self.field, "value": self.value, "reason": self.reason}
+
+
+def clip(value: Any) -> str:
+    """``value`` as storable text of at most ``MAX_VALUE_CHARS`` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    text = _UNSTORABLE.sub(REPLACEMENT, text)
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+def storable(payload: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+    """``payload`` with every value both sinks can store, and what had to change.
+
+    The payload is at most ``hookpipe.payload.MAX_DEPTH`` deep (normalize refuses deeper), so the
+    recursion here is bounded.
+    """
+    problems: list[Problem] = []
+    cleaned = _clean(payload, "", problems)
+    assert isinstance(cleaned, dict)
+    return cleaned, problems
+
+
+def _clean(value: Any, path: str, problems: list[Problem]) -> Any:
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            problems.append(
+                Problem(path, clip(value), "lone UTF-16 surrogate or NUL replaced by U+FFFD")
+            )
+            return _UNSTORABLE.sub(REPLACEMENT, value)
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(Problem(path, repr(value), "NaN or infinite number stored as null"))
+        return None
+    if isinstance(value, dict):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            name = key
+            if _UNSTORABLE.search(key):
+                name = _UNSTORABLE.sub(REPLACEMENT, key)
+                problems.append(
+                    Problem(_join(path, name), None, "field name had a lone surrogate or NUL")
+                )
+            result[name] = _clean(item, _join(path, name), problems)
+        return result
+    if isinstance(value, list):
+        return [_clean(item, f"{path}[{i}]", problems) for i, item in enumerate(value)]
+    return value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key

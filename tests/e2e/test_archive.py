@@ -1,0 +1,97 @@
+"""The dead-letter archive on the real stack: dead letters of both kinds (the worker's, and
+Pub/Sub's after the maximum delivery attempts) land once each in hookpipe.dead_letters in
+Postgres and BigQuery, and a replay from the archive lands exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from google.cloud import bigquery
+
+from tests.e2e.test_cli import cli, cli_json, ids_filter
+from tests.support import StackHandle, lead, postgres_refuses, wait_for
+
+pytestmark = pytest.mark.stack
+
+
+def _archived_pg(stack: StackHandle, event_id: str) -> list[tuple[Any, ...]]:
+    return stack.pg(
+        "SELECT dead_letter_id, error_class, delivery_attempts, replayed_at "
+        "FROM hookpipe.dead_letters WHERE event_id = %s ORDER BY dead_lettered_at",
+        [event_id],
+    )
+
+
+def _archived_bq(stack: StackHandle, event_id: str) -> list[dict[str, Any]]:
+    job = stack.bq.query(
+        "SELECT dead_letter_id, error_class, data"
+        f" FROM `{stack.project_id}.hookpipe.dead_letters` WHERE event_id = @id",
+        job_config=bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter("id", "STRING", event_id)]
+        ),
+    )
+    return [dict(row) for row in job.result()]
+
+
+def _drain_live(stack: StackHandle, event_ids: list[str]) -> None:
+    """Take this test's letters off the pull subscription, so other tests do not see them."""
+    stack.take_dead_letters(
+        lambda attributes, _: attributes.get("ce-id") in event_ids,
+        lambda found: len(found) >= len(event_ids),
+    )
+
+
+def test_dead_letters_of_both_kinds_are_archived_once_and_replay_from_the_archive(
+    stack: StackHandle,
+) -> None:
+    # 22023: the worker dead-letters it at once (RowRejected). 55000: passing, so the worker
+    # answers 503 until Pub/Sub gives up and forwards it (MaxDeliveryAttempts).
+    with postgres_refuses(stack, {"refuse_row": "22023", "refuse_busy": "55000"}):
+        rejected = stack.post(lead(refuse_row="yes"))
+        busy = stack.post(lead(refuse_busy="yes"))
+        assert rejected.status_code == busy.status_code == 202
+        ids = [rejected.json()["event_id"], busy.json()["event_id"]]
+        for event_id in ids:
+            wait_for(lambda i=event_id: _archived_pg(stack, i), 90, f"{event_id} archived")
+    _drain_live(stack, ids)
+    [(_, worker_class, worker_attempts, _)] = _archived_pg(stack, ids[0])
+    [(_, pubsub_class, pubsub_attempts, _)] = _archived_pg(stack, ids[1])
+    assert (worker_class, pubsub_class) == ("RowRejected", "MaxDeliveryAttempts")
+    assert pubsub_attempts == 5
+    assert worker_attempts is None or worker_attempts >= 1
+    for event_id, error_class in zip(ids, (worker_class, pubsub_class), strict=True):
+        [row] = _archived_bq(stack, event_id)
+        assert row["error_class"] == error_class
+        assert b"refuse_" in row["data"]
+    assert stack.pg_events(ids) == {}
+
+    # The cause is fixed (the trigger is gone) and the live copies are gone (as after 7 days):
+    # replay from the archive.
+    env = ("--database-url", stack.stack.postgres.url)
+    stats = cli_json(stack, "dlq", "stats", *env)
+    assert stats["archive"]["by_reason"]["RowRejected"] >= 1
+    assert stats["archive"]["not_replayed"] >= 2
+    dry = cli_json(stack, "dlq", "replay", "--from-archive", "--dry-run", *ids_filter(ids), *env)
+    assert dry["selected"] == 2
+    assert dry["replayed"] == 0
+    replayed = cli_json(stack, "dlq", "replay", "--from-archive", *ids_filter(ids), *env)
+    assert (replayed["replayed"], replayed["failed"]) == (2, 0)
+    stack.wait_committed(ids)
+    assert all(r[3] is not None for i in ids for r in _archived_pg(stack, i))
+    # Run again: already replayed, so nothing is selected; forced, it still lands once.
+    again = cli_json(stack, "dlq", "replay", "--from-archive", *ids_filter(ids), *env)
+    assert again["selected"] == 0
+    forced = cli_json(
+        stack, "dlq", "replay", "--from-archive", "--include-replayed", *ids_filter(ids), *env
+    )
+    assert forced["replayed"] == 2
+    wait_for(lambda: len(stack.bq_rows("raw_events", ids)) >= 2, what="the forced replay's rows")
+    assert len(stack.pg_events(ids)) == 2
+    assert sorted(r["event_id"] for r in stack.bq_rows("events", ids)) == sorted(ids)
+
+
+def test_replay_from_the_archive_needs_a_database(stack: StackHandle) -> None:
+    result = cli(stack, "dlq", "replay", "--from-archive", "--attr", "ce-id=x")
+    assert result.returncode == 2
+    assert "--database-url" in result.stderr

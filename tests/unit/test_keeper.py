@@ -1,0 +1,81 @@
+"""Publish or spool: ``EventKeeper`` with tiny fakes (the real publisher and spool are exercised
+on the emulators in tests/e2e/test_spool.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from hookpipe.event import WebhookEvent, from_message
+from hookpipe_ingest.errors import Unavailable
+from hookpipe_ingest.keeper import EventKeeper
+from hookpipe_ingest.spool import decode, encode
+
+from tests.ingest_fakes import RecordingPublisher, RecordingSpool
+
+EVENT = WebhookEvent(
+    "e-1", "leadprosper", "t", datetime(2026, 11, 30, tzinfo=UTC), "application/json", b"{}"
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _keeper(
+    publisher: RecordingPublisher, spool: RecordingSpool | None, clock: Clock
+) -> EventKeeper:
+    return EventKeeper(publisher, spool, bypass_seconds=5, retry_after_seconds=7, monotonic=clock)
+
+
+def test_published_when_pubsub_confirms() -> None:
+    publisher, spool = RecordingPublisher(), RecordingSpool()
+    assert asyncio.run(_keeper(publisher, spool, Clock()).keep(EVENT)) == "published"
+    assert publisher.published == [EVENT]
+    assert spool.objects == {}
+
+
+def test_spooled_with_every_attribute_when_pubsub_does_not_confirm() -> None:
+    spool = RecordingSpool()
+    assert asyncio.run(_keeper(RecordingPublisher(fail=True), spool, Clock()).keep(EVENT)) == (
+        "spooled"
+    )
+    data, attributes = spool.objects["e-1"]
+    assert from_message(data, attributes) == EVENT
+
+
+def test_pubsub_is_bypassed_for_a_while_after_a_failure_then_tried_again() -> None:
+    publisher, spool, clock = RecordingPublisher(fail=True), RecordingSpool(), Clock()
+    keeper = _keeper(publisher, spool, clock)
+    asyncio.run(keeper.keep(EVENT))
+    publisher.fail = False  # would succeed, but the keeper does not ask yet
+    assert keeper.bypassing_pubsub
+    assert asyncio.run(keeper.keep(EVENT)) == "spooled"
+    assert publisher.published == []
+    clock.now += 5
+    assert asyncio.run(keeper.keep(EVENT)) == "published"
+
+
+def test_503_only_when_neither_pubsub_nor_the_spool_can_take_it() -> None:
+    keeper = _keeper(RecordingPublisher(fail=True), RecordingSpool(down=True), Clock())
+    with pytest.raises(Unavailable, match="neither Pub/Sub nor the spool") as info:
+        asyncio.run(keeper.keep(EVENT))
+    assert info.value.retry_after_seconds == 7
+
+
+def test_without_a_spool_an_unconfirmed_publish_is_503_as_before() -> None:
+    with pytest.raises(Unavailable, match="did not confirm"):
+        asyncio.run(_keeper(RecordingPublisher(fail=True), None, Clock()).keep(EVENT))
+
+
+def test_spool_documents_round_trip_and_refuse_what_is_not_one() -> None:
+    attributes = {"ce-id": "e-1", "content-type": "application/json"}
+    assert decode(encode(b"\x00\xff", attributes)) == (b"\x00\xff", attributes)
+    for junk in (b"", b"[]", b'{"attributes": {"a": 1}, "data": ""}', b'{"data": "!!"}'):
+        with pytest.raises(ValueError, match="not a spooled message"):
+            decode(junk)
