@@ -9,8 +9,9 @@
   kept, and the sender is told to retry.
 
 After a failed publish, Pub/Sub is skipped for ``bypass_seconds``: events go straight to the spool
-instead of each waiting out the publish deadline while Pub/Sub is down. The first request after
-that tries Pub/Sub again.
+instead of each waiting out the publish deadline while Pub/Sub is down. After that one request
+probes Pub/Sub while the others keep spooling; its success ends the bypass, its failure starts
+another.
 """
 
 from __future__ import annotations
@@ -44,22 +45,29 @@ class EventKeeper:
         self._retry_after = retry_after_seconds
         self._monotonic = monotonic
         self._bypass_until = 0.0
+        self._probing = False  # a request is finding out whether Pub/Sub is back
 
     @property
     def bypassing_pubsub(self) -> bool:
-        return self._monotonic() < self._bypass_until
+        return self._probing or self._monotonic() < self._bypass_until
 
     async def keep(self, event: WebhookEvent) -> Kept:
         if self._spool is None:
             await self._publisher.publish(event)  # raises Unavailable: 503, as before the spool
             return "published"
         if not self.bypassing_pubsub:
+            probe = self._bypass_until > 0
+            self._probing = probe
             try:
                 await self._publisher.publish(event)
             except Unavailable:
                 self._bypass_until = self._monotonic() + self._bypass_seconds
             else:
+                self._bypass_until = 0.0
                 return "published"
+            finally:
+                if probe:
+                    self._probing = False
         data, attributes = to_message(event)
         try:
             await self._spool.put(event.id, data, attributes)

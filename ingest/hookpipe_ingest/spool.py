@@ -17,19 +17,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-import google.cloud.storage as storage
 from google.api_core.exceptions import GoogleAPIError, NotFound, PreconditionFailed
-from google.auth.credentials import AnonymousCredentials
-from google.cloud.storage.retry import DEFAULT_RETRY
 from requests.exceptions import RequestException
 
 PREFIX = "spool/"
+SPOOL_WRITERS = 32  # spool writes in flight at once in one ingest process
 
 
 class SpoolUnavailable(Exception):
@@ -84,7 +84,16 @@ class GcsSpool:
     def __init__(
         self, bucket: str, *, project_id: str, timeout_seconds: float, emulator_host: str | None
     ) -> None:
+        # Imported here, on first use: the storage client is most of the spool's start-up cost,
+        # and an ingest whose Pub/Sub is healthy never needs it.
+        import google.cloud.storage as storage
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
         self._timeout = timeout_seconds
+        # Its own threads: on asyncio's default pool (cores + 4) a Pub/Sub outage spooled at most
+        # six webhooks at a time (`make bench-spool`). Threads start only as they are needed.
+        self._writers = ThreadPoolExecutor(SPOOL_WRITERS, thread_name_prefix="spool")
         # The library's default retry keeps trying a refused connection for 120 s; a webhook's
         # request has this budget in all.
         self._retry = DEFAULT_RETRY.with_timeout(timeout_seconds)
@@ -98,16 +107,17 @@ class GcsSpool:
     async def put(self, event_id: str, data: bytes, attributes: Mapping[str, str]) -> None:
         blob = self._bucket.blob(object_name(event_id))
         body = encode(data, attributes)
+        upload = functools.partial(
+            blob.upload_from_string,
+            body,
+            content_type="application/json",
+            if_generation_match=0,
+            timeout=self._timeout,
+            retry=self._retry,
+        )
         try:
             await asyncio.wait_for(
-                asyncio.to_thread(
-                    blob.upload_from_string,
-                    body,
-                    content_type="application/json",
-                    if_generation_match=0,
-                    timeout=self._timeout,
-                    retry=self._retry,
-                ),
+                asyncio.get_running_loop().run_in_executor(self._writers, upload),
                 # A write still going on in its thread after this may yet land: the sender, told
                 # 503, resends, and the create-only object (or its publish) keeps it once.
                 self._timeout + 1,

@@ -79,3 +79,40 @@ def test_spool_documents_round_trip_and_refuse_what_is_not_one() -> None:
     for junk in (b"", b"[]", b'{"attributes": {"a": 1}, "data": ""}', b'{"data": "!!"}'):
         with pytest.raises(ValueError, match="not a spooled message"):
             decode(junk)
+
+
+class HangingPublisher(RecordingPublisher):
+    """Pub/Sub gone: the first publish fails at once, later ones hang until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.release = asyncio.Event()
+
+    async def publish(self, event: WebhookEvent) -> str:
+        self.calls += 1
+        if self.calls > 1:
+            await self.release.wait()
+        raise Unavailable("Pub/Sub did not confirm within 5 s", 7)
+
+
+def test_after_the_bypass_only_one_request_probes_pubsub_the_rest_keep_spooling() -> None:
+    """While Pub/Sub is down, a probe waits out the publish deadline: one request, not all."""
+
+    async def scenario() -> tuple[int, list[str]]:
+        publisher, spool, clock = HangingPublisher(), RecordingSpool(), Clock()
+        keeper = _keeper(publisher, spool, clock)
+        assert await keeper.keep(EVENT) == "spooled"  # the failure that starts the bypass
+        clock.now += 5  # the bypass is over: the next request probes
+        probe = asyncio.create_task(keeper.keep(EVENT))
+        await asyncio.sleep(0)
+        others = [
+            await asyncio.wait_for(keeper.keep(EVENT), timeout=2) for _ in range(5)
+        ]  # must not wait on Pub/Sub while the probe does
+        publisher.release.set()
+        assert await probe == "spooled"
+        return publisher.calls, others
+
+    calls, others = asyncio.run(scenario())
+    assert calls == 2  # the first failure and the one probe
+    assert others == ["spooled"] * 5
