@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 import pytest
 from hookpipe.errors import EnvelopeError
 from hookpipe.event import WebhookEvent, event_id, from_message, to_message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 NOW = datetime(2026, 11, 26, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -137,3 +139,49 @@ def test_a_structured_mode_message_decodes(data_fields: dict[str, object], expec
 def test_a_structured_mode_message_that_is_not_one_is_an_envelope_error(data: bytes) -> None:
     with pytest.raises(EnvelopeError):
         from_message(data, {"content-type": "application/cloudevents+json; charset=utf-8"})
+
+
+def _sdk_to_message(event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
+    """The oracle: the same event through the CloudEvents SDK's binary-mode encoder."""
+    from cloudevents.conversion import to_binary
+    from cloudevents.http import CloudEvent
+    from hookpipe.event import PROBLEM_EXTENSION, clip_attribute, rfc3339
+
+    attributes = {
+        "id": event.id,
+        "source": "/sources/" + event.source,
+        "type": event.type,
+        "time": rfc3339(event.time),
+        "datacontenttype": event.content_type,
+    }
+    if event.traceparent:
+        attributes["traceparent"] = event.traceparent
+    if event.problem:
+        attributes[PROBLEM_EXTENSION] = clip_attribute(event.problem)
+    headers, body = to_binary(CloudEvent(attributes, event.data), data_marshaller=lambda d: d)
+    return bytes(body), {name: str(value) for name, value in headers.items()}
+
+
+_text = st.text(min_size=1, max_size=60)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    event=st.builds(
+        WebhookEvent,
+        id=_text,
+        source=_text,
+        type=_text,
+        time=st.datetimes(timezones=st.timezones()),
+        content_type=_text,
+        data=st.binary(max_size=200),
+        traceparent=st.none() | _text,
+        problem=st.none() | st.text(min_size=1, max_size=2000),
+    )
+)
+def test_to_message_is_byte_for_byte_what_the_sdk_encodes(event: WebhookEvent) -> None:
+    data, attributes = to_message(event)
+    expected_data, expected_attributes = _sdk_to_message(event)
+    assert data == expected_data
+    assert attributes == expected_attributes
+    assert list(attributes.items()) == list(expected_attributes.items())  # same order, too
