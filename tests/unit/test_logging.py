@@ -1,0 +1,139 @@
+"""hookpipe's structured lines against google-cloud-logging's StructuredLogHandler, the
+reference: for every generated record, the two lines parse to the same JSON, field for field."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from typing import Any
+
+import google.cloud.logging_v2
+from google.cloud.logging_v2.handlers import StructuredLogHandler
+from hookpipe.logging import StructuredLineHandler, log_event
+from hookpipe.tracing import TraceContext
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+# The reference handler writes a one-off diagnostic line first; it is not part of a record.
+google.cloud.logging_v2._instrumentation_emitted = True
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+# The reference pastes trace and span ids into its template unescaped (a quote or a control
+# character makes its line invalid JSON): compare on the ids it can write, as ours are.
+ids = st.text(alphabet="0123456789abcdefprojects/traces-", min_size=1, max_size=40)
+field_names = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(
+        ["message", "severity", "httpRequest", "event", "logging.googleapis.com/trace"]
+    ),
+)
+
+
+def _lines(record_factory: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    ours, reference = io.StringIO(), io.StringIO()
+    StructuredLineHandler(ours).handle(record_factory())
+    StructuredLogHandler(project_id="p", stream=reference).handle(record_factory())
+    return json.loads(ours.getvalue()), json.loads(reference.getvalue())
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    level=st.sampled_from([logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]),
+    msg=st.one_of(
+        st.text(max_size=40),
+        st.just("None"),
+        st.just(""),
+        json_values.map(json.dumps),
+        st.dictionaries(field_names, json_values, max_size=4),
+    ),
+    fields=st.none() | st.dictionaries(field_names, json_values, max_size=5),
+    trace=st.none() | ids,
+    span=st.none() | ids,
+    sampled=st.none() | st.booleans(),
+    http=st.none() | st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3),
+    labels=st.none() | st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=2),
+    name=st.sampled_from(["hookpipe.ingest", "", "google.api_core"]),
+    with_exception=st.booleans(),
+)
+def test_every_record_is_the_same_json_as_the_reference_handler(
+    level: int,
+    msg: Any,
+    fields: dict[str, Any] | None,
+    trace: str | None,
+    span: str | None,
+    sampled: bool | None,
+    http: dict[str, str] | None,
+    labels: dict[str, str] | None,
+    name: str,
+    with_exception: bool,
+) -> None:
+    exc_info = None
+    if with_exception:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            exc_info = sys.exc_info()
+    extra: dict[str, Any] = {}
+    for key, value in (
+        ("json_fields", fields),
+        ("trace", trace),
+        ("span_id", span),
+        ("trace_sampled", sampled),
+        ("http_request", http),
+        ("labels", labels),
+    ):
+        if value is not None:
+            extra[key] = value
+
+    def record() -> logging.LogRecord:
+        made = logging.LogRecord(name, level, "/app/x.py", 42, msg, (), exc_info, "fn")
+        made.__dict__.update(extra)
+        return made
+
+    ours, reference = _lines(record)
+    assert ours == reference
+
+
+def test_the_canonical_request_line_matches_the_reference() -> None:
+    trace = TraceContext("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", True)
+    captured: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            captured.append(record)
+
+    logger = logging.getLogger("hookpipe.test.canonical")
+    logger.propagate = False
+    logger.handlers[:] = [Capture()]
+    logger.setLevel(logging.INFO)
+    log_event(
+        logger,
+        logging.INFO,
+        "POST /webhooks/leadprosper 202 accepted",
+        project_id="p",
+        trace=trace,
+        http_request={"requestMethod": "POST", "status": 202, "latency": "0.001s"},
+        fields={"event": "webhook", "source": "leadprosper", "event_id": "e", "marked": False},
+    )
+    [record] = captured
+    ours, reference = _lines(lambda: logging.makeLogRecord(record.__dict__))
+    assert ours == reference
+    assert ours["logging.googleapis.com/trace"] == f"projects/p/traces/{trace.trace_id}"
+    assert ours["event"] == "webhook"
+    assert ours["httpRequest"]["status"] == 202
+
+
+def test_a_trace_id_the_reference_would_break_on_stays_valid_json() -> None:
+    record = logging.LogRecord("x", logging.INFO, "f.py", 1, "m", (), None)
+    record.trace = 'a"b\x1f'
+    stream = io.StringIO()
+    StructuredLineHandler(stream).handle(record)
+    assert json.loads(stream.getvalue())["logging.googleapis.com/trace"] == 'a"b\x1f'
