@@ -19,13 +19,15 @@ import base64
 import binascii
 import functools
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from google.api_core.exceptions import GoogleAPIError, NotFound, PreconditionFailed
+from google.auth.exceptions import GoogleAuthError
 from requests.exceptions import RequestException
 
 PREFIX = "spool/"
@@ -79,42 +81,55 @@ class Spool(Protocol):
 
 
 class GcsSpool:
-    """Create-only writes (ingest); list, read and delete (the drainer)."""
+    """Create-only writes (ingest); list, read and delete (the drainer).
+
+    The storage client is made on first use, in a worker thread: an ingest whose Pub/Sub is
+    healthy never imports it, never looks up credentials for it, and never blocks its event
+    loop doing so.
+    """
 
     def __init__(
         self, bucket: str, *, project_id: str, timeout_seconds: float, emulator_host: str | None
     ) -> None:
-        # Imported here, on first use: the storage client is most of the spool's start-up cost,
-        # and an ingest whose Pub/Sub is healthy never needs it.
-        import google.cloud.storage as storage
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud.storage.retry import DEFAULT_RETRY
-
+        self._bucket_name = bucket
+        self._project_id = project_id
+        self._emulator = bool(emulator_host)
         self._timeout = timeout_seconds
         # Its own threads: on asyncio's default pool (cores + 4) a Pub/Sub outage spooled at most
         # six webhooks at a time (`make bench-spool`). Threads start only as they are needed.
         self._writers = ThreadPoolExecutor(SPOOL_WRITERS, thread_name_prefix="spool")
-        # The library's default retry keeps trying a refused connection for 120 s; a webhook's
-        # request has this budget in all.
-        self._retry = DEFAULT_RETRY.with_timeout(timeout_seconds)
-        if emulator_host:
-            # The client finds STORAGE_EMULATOR_HOST itself; credentials must still be given.
-            self._client = storage.Client(project=project_id, credentials=AnonymousCredentials())
-        else:
-            self._client = storage.Client(project=project_id)
-        self._bucket = self._client.bucket(bucket)
+        self._lock = threading.Lock()
+        self._bucket_handle: Any = None
+        self._retry: Any = None
 
-    async def put(self, event_id: str, data: bytes, attributes: Mapping[str, str]) -> None:
-        blob = self._bucket.blob(object_name(event_id))
-        body = encode(data, attributes)
-        upload = functools.partial(
-            blob.upload_from_string,
+    def _bucket(self) -> Any:
+        with self._lock:
+            if self._bucket_handle is None:
+                import google.cloud.storage as storage
+                from google.auth.credentials import AnonymousCredentials
+                from google.cloud.storage.retry import DEFAULT_RETRY
+
+                # The library's default retry keeps trying a refused connection for 120 s; a
+                # webhook's request has this budget in all.
+                self._retry = DEFAULT_RETRY.with_timeout(self._timeout)
+                # With STORAGE_EMULATOR_HOST the client finds the emulator itself; credentials
+                # must still be given.
+                credentials = AnonymousCredentials() if self._emulator else None
+                client = storage.Client(project=self._project_id, credentials=credentials)
+                self._bucket_handle = client.bucket(self._bucket_name)
+            return self._bucket_handle
+
+    def _upload(self, event_id: str, body: bytes) -> None:
+        self._bucket().blob(object_name(event_id)).upload_from_string(
             body,
             content_type="application/json",
             if_generation_match=0,
             timeout=self._timeout,
             retry=self._retry,
         )
+
+    async def put(self, event_id: str, data: bytes, attributes: Mapping[str, str]) -> None:
+        upload = functools.partial(self._upload, event_id, encode(data, attributes))
         try:
             await asyncio.wait_for(
                 asyncio.get_running_loop().run_in_executor(self._writers, upload),
@@ -124,41 +139,45 @@ class GcsSpool:
             )
         except PreconditionFailed:
             return  # already spooled: a resend of the same webhook, kept once
-        except (GoogleAPIError, RequestException, OSError) as exc:  # TimeoutError is an OSError
+        except (GoogleAPIError, GoogleAuthError, RequestException, OSError) as exc:
+            # TimeoutError is an OSError.
             raise SpoolUnavailable(f"spool write failed: {type(exc).__name__}") from None
 
     def list(self, limit: int | None = None) -> Iterator[SpooledObject]:
         try:
-            for blob in self._client.list_blobs(
-                self._bucket,
+            bucket = self._bucket()
+            for blob in bucket.client.list_blobs(
+                bucket,
                 prefix=PREFIX,
                 max_results=limit,
                 timeout=self._timeout,
                 retry=self._retry,
             ):
                 yield SpooledObject(blob.name, int(blob.generation), blob.time_created)
-        except (GoogleAPIError, RequestException, OSError) as exc:
+        except (GoogleAPIError, GoogleAuthError, RequestException, OSError) as exc:
             raise SpoolUnavailable(f"spool list failed: {type(exc).__name__}") from None
 
     def read(self, item: SpooledObject) -> bytes | None:
         """The object's content, or None when it is gone (another drainer took it)."""
         try:
             return bytes(
-                self._bucket.blob(item.name).download_as_bytes(
+                self._bucket()
+                .blob(item.name)
+                .download_as_bytes(
                     if_generation_match=item.generation, timeout=self._timeout, retry=self._retry
                 )
             )
         except (NotFound, PreconditionFailed):
             return None
-        except (GoogleAPIError, RequestException, OSError) as exc:
+        except (GoogleAPIError, GoogleAuthError, RequestException, OSError) as exc:
             raise SpoolUnavailable(f"spool read failed: {type(exc).__name__}") from None
 
     def delete(self, item: SpooledObject) -> None:
         try:
-            self._bucket.blob(item.name).delete(
+            self._bucket().blob(item.name).delete(
                 if_generation_match=item.generation, timeout=self._timeout, retry=self._retry
             )
         except (NotFound, PreconditionFailed):
             return  # another drainer deleted it after its own confirmed publish
-        except (GoogleAPIError, RequestException, OSError) as exc:
+        except (GoogleAPIError, GoogleAuthError, RequestException, OSError) as exc:
             raise SpoolUnavailable(f"spool delete failed: {type(exc).__name__}") from None
