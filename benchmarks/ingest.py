@@ -23,7 +23,7 @@ from hookpipe.event import WebhookEvent, event_id, to_message
 from hookpipe_devstack.processes import ManagedProcess, free_port
 from hookpipe_devstack.services import REPO, PubSubEmulator, PythonService
 
-from benchmarks.loadgen import build_request, cores, rss_mb, run_load
+from benchmarks.loadgen import build_request, cores, pss_mb, rss_mb, run_load
 
 PROJECT = "hookpipe-bench"
 TOKEN = "bench-token-0123456789abcdefghij"
@@ -108,6 +108,19 @@ def start_function(
     return process, port
 
 
+def startup(state: Path, name: str, env: dict[str, str], ready_path: str) -> float:
+    """Seconds from launching the service to ``ready_path`` answering 200."""
+    service = PythonService(name, state, env)
+    started = time.perf_counter()
+    service.start()
+    assert service.process is not None
+    try:
+        service.process.wait_ready(lambda: status("GET", service.url + ready_path) == 200, 60)
+        return time.perf_counter() - started
+    finally:
+        service.stop()
+
+
 def load(port: int, path: str, total: int, concurrency: int, offset: int):  # type: ignore[no-untyped-def]
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     return asyncio.run(
@@ -151,6 +164,19 @@ def main() -> int:
     }
     started_processes: list[ManagedProcess] = []  # stopped whatever happens
     try:
+        # Start-up first, while the emulator is fresh: later it holds every message the other
+        # rows published and answers its first RPCs slower.
+        ingest_startups = [
+            startup(state / f"start-ingest-{i}", "ingest", env, "/readyz") for i in range(3)
+        ]
+        worker_env = {
+            **env,
+            "HOOKPIPE_DATABASE_URL": "postgresql://bench@127.0.0.1:1/none",
+            "HOOKPIPE_PUSH_AUTH": "none",
+        }
+        worker_startups = [
+            startup(state / f"start-worker-{i}", "worker", worker_env, "/healthz") for i in range(3)
+        ]
         publish_ceiling(topic, 2000)  # warm-up
         ceiling = publish_ceiling(topic, args.requests)
 
@@ -188,10 +214,11 @@ def main() -> int:
         assert service.process is not None
         started_processes.append(service.process)
         service.process.wait_ready(lambda: status("GET", f"{service.url}/readyz") == 200, 60)
-        startup = time.perf_counter() - started
+        loaded_startup = time.perf_counter() - started
         load(service.port, "/webhooks/leadprosper", 1000, args.concurrency, 30_000_000)
         ours = load(service.port, "/webhooks/leadprosper", args.requests, args.concurrency, 0)
-        rss = rss_mb([service.process.pid]) if service.process.pid else float("nan")
+        pids = [service.process.pid] if service.process.pid else []
+        rss, pss = rss_mb(pids), pss_mb(pids)
         service.stop()
     finally:
         for process in started_processes:
@@ -215,12 +242,19 @@ def main() -> int:
 | (b) naive baseline (Flask, `publish().result()` per request) | {baseline.rate:,.0f} | {baseline.p50:.1f} | {baseline.percentile(0.99):.1f} |
 | **ingest** (functions-framework ASGI, `{args.requests:,}` requests) | **{ours.rate:,.0f}** | **{ours.p50:.1f}** | **{ours.percentile(0.99):.1f}** |
 
-- ingest / ceiling: **{ours.rate / ceiling:.0%}** (target ≥ 70%)
-- ingest / HTTP ceiling: **{ours.rate / http_ceiling.rate:.0%}**
+- ingest / emulator ceiling: **{ours.rate / ceiling:.0%}** (context; #3's 70% target retired)
 - handler alone / ceiling: **{handler_only.rate / ceiling:.0%}** (the most any publisher could reach)
-- ingest / naive baseline: **{ours.rate / baseline.rate:.1f}×** (target ≥ 5×)
-- ingest RSS after the run (gunicorn master + worker): **{rss:.0f} MB** (target < 200 MB)
-- ingest start-up to ready (`/readyz` 200): **{startup:.2f} s**
+- ingest / naive baseline: **{ours.rate / baseline.rate:.1f}×** (target ≥ 8×)
+- ingest p99 at {args.concurrency} senders: **{ours.percentile(0.99):.1f} ms** (target < 30 ms)
+- ingest / do-nothing function (HTTP ceiling): **{ours.rate / http_ceiling.rate:.2f}** \
+(target ≥ 0.30)
+- ingest memory after the run (gunicorn master + worker): RSS summed **{rss:.0f} MB** \
+(target < 150 MB), PSS **{pss:.0f} MB** (shared pages counted once)
+- ingest start-up to `/readyz` 200, fresh emulator (median of 3): \
+**{sorted(ingest_startups)[1]:.2f} s** ({", ".join(f"{t:.2f}" for t in ingest_startups)}; \
+target < 1.0 s); after the load rows, emulator busy: {loaded_startup:.2f} s
+- worker start-up to `/healthz` 200 (median of 3; its `/readyz` needs Postgres): \
+**{sorted(worker_startups)[1]:.2f} s** ({", ".join(f"{t:.2f}" for t in worker_startups)})
 """)
     return 0
 

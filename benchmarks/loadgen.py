@@ -95,7 +95,18 @@ async def run_load(
 
 
 def rss_mb(pids: Sequence[int]) -> float:
-    """Resident memory of these processes and all their descendants, in MB."""
+    """Resident memory of these processes and all their descendants, in MB (pages shared
+    between them, e.g. gunicorn's master and its forked worker, count once per process)."""
+    return _memory_mb(pids, "status", "VmRSS:")
+
+
+def pss_mb(pids: Sequence[int]) -> float:
+    """Proportional set size of the same processes, in MB: each shared page divided among the
+    processes sharing it, so the sum is what they hold together."""
+    return _memory_mb(pids, "smaps_rollup", "Pss:")
+
+
+def _memory_mb(pids: Sequence[int], proc_file: str, field: str) -> float:
     seen: set[int] = set()
     todo = list(pids)
     while todo:
@@ -110,8 +121,8 @@ def rss_mb(pids: Sequence[int]) -> float:
     total = 0
     for pid in seen:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/{proc_file}").read_text().splitlines():
+                if line.startswith(field):
                     total += int(line.split()[1])
         except FileNotFoundError:
             pass
