@@ -18,7 +18,7 @@ help: ## Show the targets
 
 # --compile-bytecode, as in the images: where PYTHONDONTWRITEBYTECODE is set (this machine kind,
 # the images) nothing else writes .pyc files, and every process start compiled every module.
-$(VENV)/.synced: uv.lock pyproject.toml shared/pyproject.toml ingest/pyproject.toml worker/pyproject.toml devstack/pyproject.toml
+$(VENV)/.synced: uv.lock pyproject.toml shared/pyproject.toml ingest/pyproject.toml worker/pyproject.toml ops/pyproject.toml devstack/pyproject.toml
 	@command -v uv >/dev/null 2>&1 || { echo "hookpipe: installing uv $(UV_VERSION) (pip install uv==$(UV_VERSION))"; \
 	  python3 -m pip install -q "uv==$(UV_VERSION)" || { echo "hookpipe: could not install uv; see https://docs.astral.sh/uv/getting-started/installation/"; exit 1; }; }
 	@py="$(PYTHON313)"; [ -n "$$py" ] || exit 1; UV_PYTHON="$$py" uv sync --frozen --all-packages --compile-bytecode

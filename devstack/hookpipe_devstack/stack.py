@@ -13,7 +13,7 @@ from pathlib import Path
 
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from hookpipe.bigquery import bigquery_client
-from hookpipe.topology import ensure_topology, load_topology
+from hookpipe_ops.topology import ensure_topology, load_topology
 
 from hookpipe_devstack.processes import ManagedProcess
 from hookpipe_devstack.schema import apply_bigquery, apply_migrations

@@ -1,5 +1,5 @@
 """The one way hookpipe makes a BigQuery client: the worker, the local stack and ``hookpipe
-smoke`` alike. Needs google-cloud-bigquery (the worker's dependency, or ``hookpipe[smoke]``);
+smoke`` alike. Needs google-cloud-bigquery (a dependency of the worker and of hookpipe-ops);
 ingest never imports this module."""
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
-from hookpipe.cli.main import peek_table, safe
 from hookpipe.deadletters import DeadLetter
+from hookpipe_ops.cli.main import peek_table, safe
 from rich.console import Console
 
 HOSTILE = DeadLetter(

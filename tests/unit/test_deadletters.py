@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from hookpipe.deadletters import DeadLetter, replay_attributes, replayed_since
+from hookpipe.deadletters import DeadLetter
+from hookpipe_ops.deadletters import replay_attributes, replayed_since
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 CLOUDEVENT = {

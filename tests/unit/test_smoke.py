@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hookpipe.cli.smoke import SmokeFailed, Target, wait_for_row
+from hookpipe_ops.cli.smoke import SmokeFailed, Target, wait_for_row
 
 
 class Clock:
@@ -51,7 +51,7 @@ def test_webhook_url_joins_base_and_source() -> None:
 
 
 def test_no_google_credentials_is_a_failed_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hookpipe.cli.smoke import BigQueryRows
+    from hookpipe_ops.cli.smoke import BigQueryRows
 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
     with pytest.raises(SmokeFailed, match="no credentials to read BigQuery"):
@@ -59,7 +59,7 @@ def test_no_google_credentials_is_a_failed_check(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_table_id_that_is_not_project_dataset_table_is_refused() -> None:
-    from hookpipe.cli.smoke import BigQueryRows
+    from hookpipe_ops.cli.smoke import BigQueryRows
 
     with pytest.raises(SmokeFailed, match=r"is not PROJECT\.DATASET\.TABLE"):
         BigQueryRows("raw_events; DROP TABLE x")

@@ -134,7 +134,6 @@ def run(
 class BigQueryRows:
     def __init__(self, table_id: str, endpoint: str | None = None) -> None:
         from google.cloud import bigquery
-
         from hookpipe.bigquery import bigquery_client
 
         if not TABLE_ID.fullmatch(table_id):

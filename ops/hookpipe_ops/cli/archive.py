@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from google.cloud.pubsub_v1 import PublisherClient
+from hookpipe.deadletters import DeadLetter
 
-from hookpipe.deadletters import DeadLetter, Filters, replay_attributes
+from hookpipe_ops.deadletters import Filters, replay_attributes
 
 SELECT = """
 SELECT dead_letter_id, dead_lettered_at, data, attributes

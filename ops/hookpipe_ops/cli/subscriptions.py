@@ -14,7 +14,7 @@ from google.cloud.pubsub_v1 import SubscriberClient
 from google.protobuf import duration_pb2, field_mask_pb2
 from google.pubsub_v1 import Subscription
 
-from hookpipe.topology import SubscriptionSpec, Topology
+from hookpipe_ops.topology import SubscriptionSpec, Topology
 
 # CLI field name -> (update-mask path, how to read it from a live Subscription)
 FIELDS: dict[str, str] = {

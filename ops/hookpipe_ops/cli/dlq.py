@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+from hookpipe.deadletters import DeadLetter
 
-from hookpipe.deadletters import DeadLetter, Filters, replay_attributes, replayed_since
+from hookpipe_ops.deadletters import Filters, replay_attributes, replayed_since
 
 PULL_BATCH = 100
 # An empty subscription answers a pull only when this runs out: it ends every scan.

@@ -19,19 +19,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import requests
 from google.api_core.exceptions import GoogleAPICallError
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+from hookpipe.deadletters import DeadLetter
+from hookpipe.logging import configure_logging
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hookpipe.cli import archive, dlq, smoke
-from hookpipe.cli import subscriptions as subs
-from hookpipe.deadletters import DeadLetter, Filters, parse_attribute_filters, parse_time
-from hookpipe.logging import configure_logging
-from hookpipe.topology import DEFAULT_TOPOLOGY_FILE, Topology, TopologyError, load_topology
+from hookpipe_ops.cli import archive, dlq, smoke
+from hookpipe_ops.cli import subscriptions as subs
+from hookpipe_ops.deadletters import Filters, parse_attribute_filters, parse_time
+from hookpipe_ops.topology import DEFAULT_TOPOLOGY_FILE, Topology, TopologyError, load_topology
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIFF, EXIT_REPLAY_FAILED, EXIT_SMOKE_FAILED = 0, 1, 2, 3, 4, 5
 out = Console()
@@ -108,10 +110,6 @@ def _archive_connection(args: argparse.Namespace) -> Any:
     url = args.database_url or os.environ.get("HOOKPIPE_DATABASE_URL")
     if not url:
         return None
-    try:
-        import psycopg
-    except ImportError:
-        raise UsageError("the archive needs psycopg: pip install 'hookpipe[smoke]'") from None
     return psycopg.connect(url, connect_timeout=10)
 
 
@@ -755,12 +753,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:  # the archive's driver is optional (hookpipe[smoke]); only its errors are caught here
-        import psycopg
-
-        database_errors: tuple[type[Exception], ...] = (psycopg.Error,)
-    except ImportError:
-        database_errors = ()
     # Audit lines (one per replayed message) go to stderr as Cloud Logging JSON.
     configure_logging(os.environ.get("HOOKPIPE_PROJECT_ID", "hookpipe"), "INFO", stream=sys.stderr)
     try:
@@ -771,7 +763,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GoogleAPICallError as exc:
         err.print(f"[red]hookpipe: Pub/Sub error:[/] {safe(str(exc))}")
         return EXIT_ERROR
-    except database_errors as exc:
+    except psycopg.Error as exc:
         err.print(
             f"[red]hookpipe: archive database error:[/] {safe(f'{type(exc).__name__}: {exc}')}"
         )
