@@ -20,7 +20,7 @@ from typing import Any
 
 from hookpipe.errors import HookpipeError
 from hookpipe.http import request_headers
-from hookpipe.logging import configure_logging, log_event
+from hookpipe.logging import configure_logging, log_request
 from hookpipe.tracing import new_trace, parse_trace
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -110,31 +110,25 @@ class IngestApp:
             return JSONResponse(body | {"spool": spool}, 200 if pubsub or spool else 503)
         outcome = await self._webhook(request, path, headers, trace.traceparent())
         response = self._response(outcome)
-        latency = time.perf_counter() - started
-        log_event(
+        log_request(
             logger,
             logging.ERROR if outcome.status >= 500 else logging.INFO,
-            f"{request.method} {path} {outcome.status} {outcome.outcome}",
+            event="webhook",
+            method=request.method,
+            path=path,
+            status=outcome.status,
+            outcome=outcome.outcome,
+            reason=outcome.reason,
+            seconds=time.perf_counter() - started,
             project_id=self.settings.project_id,
+            revision=self.settings.revision,
             trace=trace,
-            http_request={
-                "requestMethod": request.method,
-                "requestUrl": path,  # never the query string: it may carry a token
-                "status": outcome.status,
-                "latency": f"{latency:.6f}s",
-                "requestSize": str(outcome.bytes_in),
-                "userAgent": headers.get("user-agent", ""),
-            },
+            http={"requestSize": str(outcome.bytes_in), "userAgent": headers.get("user-agent", "")},
             fields={
-                "event": "webhook",
                 "source": outcome.source,
                 "event_id": outcome.event_id,
-                "outcome": outcome.outcome,
-                "reason": outcome.reason,
                 "marked": outcome.marked,
                 "bytes": outcome.bytes_in,
-                "latency_ms": round(latency * 1000, 3),
-                "revision": self.settings.revision,
             },
             exc=outcome.error if outcome.status >= 500 else None,
         )

@@ -160,3 +160,50 @@ def log_event(
     if http_request is not None:
         extra["http_request"] = dict(http_request)
     logger.log(level, message, extra=extra)
+
+
+def log_request(
+    logger: logging.Logger,
+    level: int,
+    *,
+    event: str,
+    method: str,
+    path: str,
+    status: int,
+    outcome: str,
+    reason: str | None,
+    seconds: float,
+    project_id: str,
+    revision: str,
+    trace: TraceContext | None = None,
+    http: Mapping[str, Any] | None = None,
+    fields: Mapping[str, Any] | None = None,
+    exc: BaseException | None = None,
+) -> None:
+    """The canonical line of one request, the same shape in both services: the message
+    ``"<method> <path> <status> <outcome>"``; ``httpRequest`` with method, path (never the query
+    string: it may carry a token), status and latency, plus ``http``; and top-level ``event``,
+    ``outcome``, ``reason``, ``latency_ms``, ``revision``, plus ``fields``."""
+    log_event(
+        logger,
+        level,
+        f"{method} {path} {status} {outcome}",
+        project_id=project_id,
+        trace=trace,
+        http_request={
+            "requestMethod": method,
+            "requestUrl": path,
+            "status": status,
+            "latency": f"{seconds:.6f}s",
+            **(http or {}),
+        },
+        fields={
+            "event": event,
+            **(fields or {}),
+            "outcome": outcome,
+            "reason": reason,
+            "latency_ms": round(seconds * 1000, 3),
+            "revision": revision,
+        },
+        exc=exc,
+    )

@@ -137,3 +137,49 @@ def test_a_trace_id_the_reference_would_break_on_stays_valid_json() -> None:
     stream = io.StringIO()
     StructuredLineHandler(stream).handle(record)
     assert json.loads(stream.getvalue())["logging.googleapis.com/trace"] == 'a"b\x1f'
+
+
+def test_log_request_writes_one_canonical_line_of_the_shape_both_services_share() -> None:
+    from hookpipe.logging import log_request
+
+    stream = io.StringIO()
+    logger = logging.getLogger("hookpipe.test.request")
+    logger.propagate = False
+    logger.handlers[:] = [StructuredLineHandler(stream)]
+    logger.setLevel(logging.INFO)
+    log_request(
+        logger,
+        logging.INFO,
+        event="webhook",
+        method="POST",
+        path="/webhooks/leadprosper",
+        status=202,
+        outcome="spooled",
+        reason=None,
+        seconds=0.0123456,
+        project_id="p",
+        revision="r-1",
+        trace=TraceContext("0af7651916cd43dd8448eb211c80319c", None, False),
+        http={"requestSize": "10"},
+        fields={"source": "leadprosper", "event_id": "e-1"},
+    )
+    line = json.loads(stream.getvalue())
+    assert line["message"] == "POST /webhooks/leadprosper 202 spooled"
+    assert line["httpRequest"] == {
+        "requestMethod": "POST",
+        "requestUrl": "/webhooks/leadprosper",
+        "status": 202,
+        "latency": "0.012346s",
+        "requestSize": "10",
+    }
+    assert {k: line[k] for k in ("event", "outcome", "reason", "latency_ms", "revision")} == {
+        "event": "webhook",
+        "outcome": "spooled",
+        "reason": None,
+        "latency_ms": 12.346,
+        "revision": "r-1",
+    }
+    assert (line["source"], line["event_id"]) == ("leadprosper", "e-1")
+    assert (
+        line["logging.googleapis.com/trace"] == "projects/p/traces/0af7651916cd43dd8448eb211c80319c"
+    )

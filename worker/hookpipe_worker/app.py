@@ -28,7 +28,7 @@ from hookpipe.batching import BatchPolicy, MicroBatcher
 from hookpipe.bigquery import bigquery_client
 from hookpipe.event import from_message
 from hookpipe.http import request_headers
-from hookpipe.logging import configure_logging, log_event
+from hookpipe.logging import configure_logging, log_event, log_request
 from hookpipe.sources import SourceConfig, load_source_configs
 from hookpipe.tracing import TraceContext, parse_trace
 from starlette.requests import Request
@@ -198,33 +198,28 @@ class WorkerApp:
             )
         started = time.perf_counter()
         outcome, trace = await handler(request)
-        latency = time.perf_counter() - started
-        log_event(
+        log_request(
             logger,
             logging.ERROR
             if outcome.status >= 500 and outcome.status != 503
             else logging.WARNING
             if outcome.status >= 400 or outcome.outcome == "dead-lettered"
             else logging.INFO,
-            f"{event} {outcome.status} {outcome.outcome}",
+            event=event,
+            method="POST",
+            path=path,
+            status=outcome.status,
+            outcome=outcome.outcome,
+            reason=outcome.reason,
+            seconds=time.perf_counter() - started,
             project_id=self.settings.project_id,
+            revision=self.settings.revision,
             trace=trace,
-            http_request={
-                "requestMethod": "POST",
-                "requestUrl": path,
-                "status": outcome.status,
-                "latency": f"{latency:.6f}s",
-            },
             fields={
-                "event": event,
                 "event_id": outcome.event_id,
                 "source": outcome.source,
                 "message_id": outcome.message_id,
                 "delivery_attempt": outcome.delivery_attempt,
-                "outcome": outcome.outcome,
-                "reason": outcome.reason,
-                "latency_ms": round(latency * 1000, 3),
-                "revision": self.settings.revision,
             },
             exc=outcome.error if outcome.status == 500 else None,
         )
