@@ -25,12 +25,12 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from google.api_core.exceptions import GoogleAPIError
 from google.cloud.pubsub_v1 import PublisherClient
 from hookpipe.logging import configure_logging, log_event
 from hookpipe.settings import CommonSettings, load_settings
@@ -55,6 +55,7 @@ class DrainReport:
     published: int = 0
     gone: int = 0  # taken by another drainer between listing and reading
     failed: int = 0  # not published (Pub/Sub or the spool failed): left for the next run
+    errors: Counter[str] = field(default_factory=Counter)  # why, by exception class
     bad: list[str] = field(default_factory=list)  # not spooled messages: left in place
     seconds: float = 0.0
 
@@ -83,7 +84,8 @@ def drain(
         except BadSpoolObject:
             report.bad.append(item.name)
             return "bad"
-        except (SpoolUnavailable, GoogleAPIError, TimeoutError):
+        except Exception as exc:  # one object's failure never stops the pass: counted, logged
+            report.errors[type(exc).__name__] += 1
             return "failed"
 
     with ThreadPoolExecutor(parallelism) as pool:

@@ -1,0 +1,63 @@
+"""One drain pass with an in-memory spool (the real one is tested on fake-gcs-server in
+tests/e2e/test_spool.py): each object fails alone, and nothing unconfirmed is deleted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from hookpipe_ingest.drain import drain
+from hookpipe_ingest.spool import SpooledObject, encode, object_name
+
+
+class MemorySpool:
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def list(self, limit: int | None = None) -> Iterator[SpooledObject]:
+        for name in sorted(self.objects)[:limit]:
+            yield SpooledObject(name, 1, datetime(2026, 11, 30, tzinfo=UTC))
+
+    def read(self, item: SpooledObject) -> bytes | None:
+        return self.objects.get(item.name)
+
+    def delete(self, item: SpooledObject) -> None:
+        self.objects.pop(item.name, None)
+
+
+def test_a_failure_on_one_object_never_stops_the_pass() -> None:
+    spool = MemorySpool(
+        {
+            object_name("a"): encode(b"1", {"ce-id": "a"}),
+            object_name("b"): encode(b"2", {"ce-id": "b", "x": "refused"}),
+            object_name("c"): encode(b"3", {"ce-id": "c"}),
+            object_name("d"): b"not a spooled message",
+        }
+    )
+    published: list[Mapping[str, str]] = []
+
+    def publish(data: bytes, attributes: Mapping[str, str]) -> None:
+        if attributes.get("x") == "refused":
+            raise ValueError("attribute refused")  # anything, not only Pub/Sub's errors
+        published.append(attributes)
+
+    report = drain(spool, publish, parallelism=2)  # type: ignore[arg-type]
+    assert sorted(a["ce-id"] for a in published) == ["a", "c"]
+    assert (report.published, report.failed, dict(report.errors)) == (2, 1, {"ValueError": 1})
+    assert report.bad == [object_name("d")]
+    # What was not confirmed, and what is not ours, stays for the next pass or a person.
+    assert sorted(spool.objects) == [object_name("b"), object_name("d")]
+
+
+def test_an_object_another_drainer_took_is_gone_not_failed() -> None:
+    spool = MemorySpool({object_name("a"): encode(b"1", {"ce-id": "a"})})
+    taken: Any = spool.objects.copy()
+    spool.objects.clear()  # listed by us, then drained by someone else
+
+    class Listed(MemorySpool):
+        def list(self, limit: int | None = None) -> Iterator[SpooledObject]:
+            yield from MemorySpool(taken).list(limit)
+
+    report = drain(Listed(spool.objects), lambda d, a: None, parallelism=1)  # type: ignore[arg-type]
+    assert (report.gone, report.published, report.failed) == (1, 0, 0)
