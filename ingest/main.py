@@ -5,11 +5,10 @@ Pub/Sub client is created inside the serving process on first use.
 """
 
 import gc
-import sys
 
 import functions_framework.aio
-from hookpipe.settings import load_settings
-from hookpipe.sources import SourceConfigError
+from hookpipe.errors import ConfigError
+from hookpipe.settings import exit_on_config_error, load_settings
 from hookpipe_ingest.app import create_app
 from hookpipe_ingest.settings import IngestSettings
 from starlette.requests import Request
@@ -17,9 +16,8 @@ from starlette.responses import Response
 
 try:
     app = create_app(load_settings(IngestSettings))
-except SourceConfigError as exc:
-    print(f"hookpipe ingest: {exc}", file=sys.stderr)
-    raise SystemExit(78) from None
+except ConfigError as exc:
+    raise exit_on_config_error("ingest", exc) from None
 
 # What start-up built (modules, settings, sources) lives as long as the process: gc.freeze() keeps
 # the collector from rescanning it. A request allocates a few hundred short-lived containers, so

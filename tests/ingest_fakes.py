@@ -9,10 +9,9 @@ from pathlib import Path
 from hookpipe.event import WebhookEvent
 from hookpipe.sources import SourceConfig
 from hookpipe_ingest.app import IngestApp, create_app
-from hookpipe_ingest.errors import Unavailable
+from hookpipe_ingest.errors import SpoolUnavailable, Unavailable
 from hookpipe_ingest.settings import IngestSettings
 from hookpipe_ingest.sources import load_sources, resolve_secrets
-from hookpipe_ingest.spool import SpoolUnavailable
 from starlette.applications import Starlette
 from starlette.routing import Route
 

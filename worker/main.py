@@ -4,11 +4,9 @@ Settings are read at import, so a bad configuration stops the process at once; t
 BigQuery client and dead-letter publisher are opened inside the serving process on first use.
 """
 
-import sys
-
 import functions_framework.aio
-from hookpipe.settings import load_settings
-from hookpipe.sources import SourceConfigError
+from hookpipe.errors import ConfigError
+from hookpipe.settings import exit_on_config_error, load_settings
 from hookpipe_worker.app import create_app
 from hookpipe_worker.settings import WorkerSettings
 from starlette.requests import Request
@@ -16,9 +14,8 @@ from starlette.responses import Response
 
 try:
     app = create_app(load_settings(WorkerSettings))
-except SourceConfigError as exc:
-    print(f"hookpipe worker: {exc}", file=sys.stderr)
-    raise SystemExit(78) from None
+except ConfigError as exc:
+    raise exit_on_config_error("worker", exc) from None
 
 
 @functions_framework.aio.http

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from hookpipe.errors import HookpipeError
 from hookpipe.http import request_headers
@@ -29,9 +28,9 @@ from hookpipe_ingest.accept import accept
 from hookpipe_ingest.auth import WebhookRequest
 from hookpipe_ingest.errors import (
     MethodNotAllowed,
+    NoSuchSource,
     PayloadTooLarge,
     Unavailable,
-    UnknownSource,
     status_for,
 )
 from hookpipe_ingest.keeper import EventKeeper
@@ -150,7 +149,7 @@ class IngestApp:
         try:
             source = self.sources.get(name or "")
             if source is None:
-                raise UnknownSource(f"no webhook source at {path}")
+                raise NoSuchSource(f"no webhook source at {path}")
             if request.method != "POST":
                 raise MethodNotAllowed(f"{request.method} is not allowed; webhooks are POSTed")
             body = await read_body(
@@ -182,15 +181,18 @@ class IngestApp:
     def _response(self, outcome: _Outcome) -> Response:
         if outcome.status == 202:
             return JSONResponse({"event_id": outcome.event_id}, status_code=202)
-        headers: dict[str, str] = {}
-        if isinstance(outcome.error, Unavailable):
-            headers["Retry-After"] = str(outcome.error.retry_after_seconds)
-        if outcome.status == 405:
-            headers["Allow"] = "POST"
-        # Our own errors explain themselves; an unexpected one is not described to the sender.
-        message = outcome.reason if isinstance(outcome.error, HookpipeError) else "internal error"
-        body: dict[str, Any] = {"error": message, "status": outcome.status}
-        return JSONResponse(body, status_code=outcome.status, headers=headers)
+        assert outcome.error is not None
+        return response_for(outcome.error)
+
+
+def response_for(exc: BaseException) -> JSONResponse:
+    """The one place an error becomes ingest's answer: status and headers from its class, and
+    its message when it was raised on purpose; an unexpected one is not described to the
+    sender (its stack trace goes to the log line)."""
+    if isinstance(exc, HookpipeError):
+        body = {"error": str(exc), "status": exc.status}
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers())
+    return JSONResponse({"error": "internal error", "status": 500}, status_code=500)
 
 
 async def read_body(request: Request, limit: int, declared: str | None) -> bytes:
@@ -249,4 +251,4 @@ def create_app(
     return IngestApp(settings, sources, publisher_factory or pubsub_publisher, clock, spool_factory)
 
 
-__all__ = ["IngestApp", "create_app", "read_body"]
+__all__ = ["IngestApp", "create_app", "read_body", "response_for"]

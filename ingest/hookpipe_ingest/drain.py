@@ -32,11 +32,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from google.cloud.pubsub_v1 import PublisherClient
+from hookpipe.errors import ConfigError
 from hookpipe.logging import configure_logging, log_event
-from hookpipe.settings import CommonSettings, load_settings
+from hookpipe.settings import CommonSettings, exit_on_config_error, load_settings
 from pydantic import Field
 
-from hookpipe_ingest.spool import BadSpoolObject, GcsSpool, SpooledObject, SpoolUnavailable, decode
+from hookpipe_ingest.errors import BadSpoolObject, SpoolUnavailable
+from hookpipe_ingest.spool import GcsSpool, SpooledObject, decode
 
 logger = logging.getLogger("hookpipe.spool")
 
@@ -123,7 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--limit", type=int, help="at most N objects per pass")
     commands.add_parser("stats", help="objects waiting and the oldest one's age, as JSON")
     args = parser.parse_args(argv)
-    settings = load_settings(DrainSettings)
+    try:
+        settings = load_settings(DrainSettings)
+    except ConfigError as exc:
+        raise exit_on_config_error("spool drainer", exc) from None
     configure_logging(settings.project_id, settings.log_level)
     spool = GcsSpool(
         settings.spool_bucket,

@@ -1,20 +1,25 @@
-"""Ingest's exception tree and its one mapping to HTTP status.
+"""Ingest's branch of the exception tree (root: :mod:`hookpipe.errors`). Each class carries the
+status and headers it is answered with; ``hookpipe_ingest.app.response_for`` is the one place
+that turns them into a response.
 
 IngestError
-├── RequestRejected          the sender's request is wrong; retrying it unchanged will not help
-│   ├── UnknownSource            404  no source of that name is configured
-│   ├── MethodNotAllowed         405  webhooks are POSTed
+├── RequestRejected          the request is refused; resending it unchanged is refused again
+│   ├── NoSuchSource             404  no source of that name is configured
+│   ├── MethodNotAllowed         405  + Allow: POST (webhooks are POSTed)
 │   ├── Unauthenticated          401  missing, wrong, expired or tampered credentials
-│   ├── PayloadTooLarge          413  body over the source's size limit
-│   ├── UnsupportedMediaType     415  (hookpipe.errors) content type the source does not accept
-│   └── MalformedPayload         400  (hookpipe.errors) body does not parse
-└── Unavailable              503 + Retry-After: Pub/Sub did not confirm in time, or ingest is
-                              shedding load; the sender's retry will be accepted exactly once
+│   └── PayloadTooLarge          413  body over the source's size limit
+│   (and from hookpipe.errors, for sources whose sender retries: UnsupportedMediaType 415,
+│   MalformedPayload 400; for the others they mark the event instead)
+├── Unavailable              503  + Retry-After: neither Pub/Sub nor the spool took the event, or
+│                                 (without a spool) Pub/Sub did not confirm or ingest is shedding
+│                                 load; the sender's retry is accepted exactly once
+├── SpoolUnavailable         503  the spool's adapter could not write, list, read or delete
+└── BadSpoolObject                an object under the spool's prefix is not a spooled message
 """
 
 from __future__ import annotations
 
-from hookpipe.errors import HookpipeError, MalformedPayload, UnsupportedMediaType
+from hookpipe.errors import HookpipeError
 
 
 class IngestError(HookpipeError):
@@ -25,44 +30,50 @@ class RequestRejected(IngestError):
     """The request will be refused again if resent unchanged."""
 
 
-class UnknownSource(RequestRejected):
-    pass
+class NoSuchSource(RequestRejected):
+    status = 404
 
 
 class MethodNotAllowed(RequestRejected):
-    pass
+    status = 405
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": "POST"}
 
 
 class Unauthenticated(RequestRejected):
     """Credentials missing or invalid. The message says which check failed, never a secret."""
 
+    status = 401
+
 
 class PayloadTooLarge(RequestRejected):
-    pass
+    status = 413
 
 
 class Unavailable(IngestError):
-    """The event could not be durably accepted now; the sender should retry after a pause."""
+    """The event could not be durably kept now; the sender should retry after a pause."""
+
+    status = 503
 
     def __init__(self, message: str, retry_after_seconds: int = 5) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
-_STATUS: tuple[tuple[type[BaseException], int], ...] = (
-    (UnknownSource, 404),
-    (MethodNotAllowed, 405),
-    (Unauthenticated, 401),
-    (PayloadTooLarge, 413),
-    (UnsupportedMediaType, 415),
-    (MalformedPayload, 400),
-    (Unavailable, 503),
-)
+
+class SpoolUnavailable(IngestError):
+    """The spool could not take, list, read or delete an object now."""
+
+    status = 503
+
+
+class BadSpoolObject(IngestError):
+    """An object under the spool's prefix is not a spooled message (left in place, reported)."""
 
 
 def status_for(exc: BaseException) -> int:
-    """The HTTP status for ``exc``; anything unexpected is a 500 (never a 2xx)."""
-    for cls, status in _STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 500
+    """The HTTP status for ``exc``; anything not raised on purpose is a 500 (never a 2xx)."""
+    return exc.status if isinstance(exc, HookpipeError) else 500

@@ -22,9 +22,9 @@ from typing import Literal
 
 from hookpipe.event import WebhookEvent, to_message
 
-from hookpipe_ingest.errors import Unavailable
+from hookpipe_ingest.errors import SpoolUnavailable, Unavailable
 from hookpipe_ingest.publisher import EventPublisher
-from hookpipe_ingest.spool import Spool, SpoolUnavailable
+from hookpipe_ingest.spool import Spool
 
 type Kept = Literal["published", "spooled"]
 

@@ -30,16 +30,10 @@ from google.api_core.exceptions import GoogleAPIError, NotFound, PreconditionFai
 from google.auth.exceptions import GoogleAuthError
 from requests.exceptions import RequestException
 
+from hookpipe_ingest.errors import BadSpoolObject, SpoolUnavailable
+
 PREFIX = "spool/"
 SPOOL_WRITERS = 32  # spool writes in flight at once in one ingest process
-
-
-class SpoolUnavailable(Exception):
-    """The spool could not take, list, read or delete an object now."""
-
-
-class BadSpoolObject(ValueError):
-    """An object under the prefix is not a spooled message (left in place, reported)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,9 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from google.protobuf import duration_pb2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hookpipe_ops.errors import TopologyError
+
 DEFAULT_TOPOLOGY_FILE = Path("infra/pubsub/subscriptions.json")
-
-
-class TopologyError(ValueError):
-    """The subscription settings file is missing or invalid."""
 
 
 class _Spec(BaseModel):

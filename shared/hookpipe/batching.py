@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from hookpipe.errors import HookpipeError
+
 # One outcome per item, in order: a result, or the exception that item's caller gets.
 type FlushFn[T, R] = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
 
@@ -36,8 +38,10 @@ class BatchPolicy:
     max_queued: int = 5000
 
 
-class BatcherClosed(RuntimeError):
-    """``submit`` after ``close``."""
+class BatcherClosed(HookpipeError):
+    """``submit`` after ``close``: the process is shutting down."""
+
+    status = 503
 
 
 @dataclass

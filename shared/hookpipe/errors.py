@@ -1,18 +1,49 @@
-"""The exception tree shared by both services.
+"""The root of hookpipe's one exception tree, and the branches both services share.
 
-Each service maps these (and its own subclasses) to an HTTP status in exactly one place:
-``hookpipe_ingest.errors`` and ``hookpipe_worker.errors``.
+Every error hookpipe raises on purpose is a :class:`HookpipeError` and carries, on its class, the
+HTTP ``status`` it is answered with wherever it reaches an HTTP answer, and the ``headers()`` that
+go with it (``Retry-After``, ``Allow``). Each service turns an exception into its answer in one
+place (``response_for`` in ``hookpipe_ingest.app`` and ``hookpipe_worker.app``); anything that is
+not a ``HookpipeError`` is a bug and answered 500. Third-party errors are translated into this
+tree by the adapter that meets them.
 
-    HookpipeError
-    └── PayloadError            the webhook body cannot be turned into a JSON object
-        ├── UnsupportedMediaType    content type is not JSON, form or XML
-        └── MalformedPayload        the bytes do not parse as the declared type
-    └── EnvelopeError           a Pub/Sub message is not a hookpipe CloudEvent
+    HookpipeError                       500 unless a subclass says otherwise
+    ├── ConfigError                     start-up stops with the message (exit 78)
+    │   ├── SettingsError                   an environment variable is missing or invalid
+    │   ├── SourceConfigError               the sources file or a source's secrets
+    │   └── TopologyError (hookpipe_ops)    the subscription settings file
+    ├── PayloadError                    the webhook body cannot become one JSON object
+    │   ├── UnsupportedMediaType    415     Content-Type missing, over-long or not accepted
+    │   ├── MalformedPayload        400     the bytes do not parse as the Content-Type says
+    │   └── MappingError                    a value does not convert (marked, never raised out)
+    ├── EnvelopeError                   a Pub/Sub message is not a hookpipe CloudEvent
+    ├── BatcherClosed (hookpipe.batching)   503  the process is shutting down
+    ├── IngestError (hookpipe_ingest.errors)
+    ├── WorkerError (hookpipe_worker.errors)
+    └── OperatorError (hookpipe_ops.errors)
 """
+
+from __future__ import annotations
+
+from typing import ClassVar
 
 
 class HookpipeError(Exception):
     """Base of every error hookpipe raises on purpose."""
+
+    status: ClassVar[int] = 500
+
+    def headers(self) -> dict[str, str]:
+        """Headers that go with this error's answer."""
+        return {}
+
+
+class ConfigError(HookpipeError):
+    """The configuration is invalid; the process stops at start-up with this message."""
+
+
+class SettingsError(ConfigError):
+    """One or more environment variables are missing or invalid (one line each)."""
 
 
 class PayloadError(HookpipeError):
@@ -20,11 +51,15 @@ class PayloadError(HookpipeError):
 
 
 class UnsupportedMediaType(PayloadError):
-    """The Content-Type is not one the source accepts."""
+    """The Content-Type is missing, too long, or not one the source accepts."""
+
+    status = 415
 
 
 class MalformedPayload(PayloadError):
     """The body does not parse as its declared Content-Type."""
+
+    status = 400
 
 
 class EnvelopeError(HookpipeError):

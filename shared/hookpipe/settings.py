@@ -13,6 +13,8 @@ from typing import TypeVar
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hookpipe.errors import ConfigError, SettingsError
+
 
 class CommonSettings(BaseSettings):
     """What both services need to find each other on Pub/Sub."""
@@ -33,12 +35,19 @@ class CommonSettings(BaseSettings):
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
-class SettingsError(SystemExit):
-    """Start-up stops: the environment does not describe a valid configuration."""
+def environment_variables(cls: type[BaseSettings]) -> set[str]:
+    """The environment variables ``cls`` reads: each field's alias, or prefix + name."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    names = set()
+    for name, info in cls.model_fields.items():
+        alias = info.validation_alias
+        names.add(alias if isinstance(alias, str) else f"{prefix}{name}".upper())
+    return names
 
 
 def load_settings[SettingsT: BaseSettings](cls: type[SettingsT]) -> SettingsT:
-    """Build ``cls`` from the environment or stop with a message naming each bad variable."""
+    """Build ``cls`` from the environment, or raise :class:`SettingsError` naming each bad
+    variable on a line of its own (the entry points print it and exit 78)."""
     try:
         return cls()
     except ValidationError as exc:
@@ -47,5 +56,11 @@ def load_settings[SettingsT: BaseSettings](cls: type[SettingsT]) -> SettingsT:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
             lines.append(f"  {prefix}{field.upper()}: {error['msg']}")
-        print("\n".join(lines), file=sys.stderr)
-        raise SettingsError(78) from None  # EX_CONFIG
+        raise SettingsError("\n".join(lines)) from None
+
+
+def exit_on_config_error(service: str, error: ConfigError) -> SystemExit:
+    """What an entry point raises for a configuration error: the message on stderr, then exit
+    78 (EX_CONFIG), so the platform reports a bad deployment rather than a crash."""
+    print(f"hookpipe {service}: {error}", file=sys.stderr)
+    return SystemExit(78)

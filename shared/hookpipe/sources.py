@@ -16,12 +16,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hookpipe.errors import ConfigError
 from hookpipe.payload import BodyFormat
 
 MAX_BODY_BYTES = 9 * 1024 * 1024
 
 
-class SourceConfigError(ValueError):
+class SourceConfigError(ConfigError, ValueError):
     """The sources file or a source's secrets are invalid; start-up stops with this message."""
 
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from hookpipe.batching import BatchPolicy, MicroBatcher
+from hookpipe.batching import BatcherClosed, BatchPolicy, MicroBatcher
 
 
 class Overloaded(Exception):
@@ -126,7 +126,7 @@ def test_close_flushes_what_is_queued_and_refuses_new_items() -> None:
         await asyncio.sleep(0)
         await batcher.close()
         assert await waiting == 50
-        with pytest.raises(RuntimeError):
+        with pytest.raises(BatcherClosed):
             await batcher.submit(6)
 
     asyncio.run(scenario())

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
-from hookpipe.settings import CommonSettings
+from hookpipe.settings import CommonSettings, environment_variables
 from hookpipe_ingest.settings import IngestSettings
 from hookpipe_ingest.sources import load_sources
 from hookpipe_worker.settings import WorkerSettings
@@ -28,11 +28,7 @@ def _env(service: str) -> dict[str, str]:
 
 
 def _setting_names(cls: type[CommonSettings]) -> set[str]:
-    names = set()
-    for name, info in cls.model_fields.items():
-        alias = info.validation_alias
-        names.add(alias if isinstance(alias, str) else f"HOOKPIPE_{name.upper()}")
-    return names
+    return environment_variables(cls)
 
 
 def test_compose_file_follows_the_compose_specification() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from hookpipe.event import WebhookEvent, from_message
-from hookpipe_ingest.errors import Unavailable
+from hookpipe_ingest.errors import BadSpoolObject, Unavailable
 from hookpipe_ingest.keeper import EventKeeper
 from hookpipe_ingest.spool import decode, encode
 
@@ -77,7 +77,7 @@ def test_spool_documents_round_trip_and_refuse_what_is_not_one() -> None:
     attributes = {"ce-id": "e-1", "content-type": "application/json"}
     assert decode(encode(b"\x00\xff", attributes)) == (b"\x00\xff", attributes)
     for junk in (b"", b"[]", b'{"attributes": {"a": 1}, "data": ""}', b'{"data": "!!"}'):
-        with pytest.raises(ValueError, match="not a spooled message"):
+        with pytest.raises(BadSpoolObject, match="not a spooled message"):
             decode(junk)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hookpipe.settings import CommonSettings
+from hookpipe.settings import CommonSettings, environment_variables
 from hookpipe_ingest.drain import DrainSettings
 from hookpipe_ingest.settings import IngestSettings
 from hookpipe_worker.settings import WorkerSettings
@@ -18,11 +18,7 @@ PLATFORM = {"STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "K_SERVICE", "K_REV
 
 
 def _variables(cls: type[CommonSettings]) -> set[str]:
-    names = set()
-    for name, info in cls.model_fields.items():
-        alias = info.validation_alias
-        names.add(alias if isinstance(alias, str) else f"HOOKPIPE_{name.upper()}")
-    return names
+    return environment_variables(cls)
 
 
 def _table() -> set[str]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hookpipe_ops.cli.smoke import SmokeFailed, Target, wait_for_row
+from hookpipe_ops.cli.smoke import Target, wait_for_row
+from hookpipe_ops.errors import SmokeFailed
 
 
 class Clock:

@@ -11,7 +11,7 @@ import pytest
 from hookpipe_worker.app import Adapters, WorkerApp, create_app
 from hookpipe_worker.archive import ArchivedDeadLetter
 from hookpipe_worker.delivery import Delivery
-from hookpipe_worker.errors import PushUnauthorized, RowRejected, SinkUnavailable, WorkerError
+from hookpipe_worker.errors import PushForbidden, RowRejected, SinkUnavailable, WorkerError
 from hookpipe_worker.rows import EventRow
 from hookpipe_worker.settings import WorkerSettings
 from starlette.applications import Starlette
@@ -67,7 +67,7 @@ class FakeArchive:
 
 class DenyAll:
     async def verify(self, headers: object) -> None:
-        raise PushUnauthorized("push token is not from the push service account", 403)
+        raise PushForbidden("push token is not from the push service account")
 
 
 async def _noop() -> None:

@@ -26,6 +26,7 @@ from types import FrameType
 
 from hookpipe.batching import BatchPolicy, MicroBatcher
 from hookpipe.bigquery import bigquery_client
+from hookpipe.errors import HookpipeError
 from hookpipe.event import from_message
 from hookpipe.http import request_headers
 from hookpipe.logging import configure_logging, log_event, log_request
@@ -40,6 +41,8 @@ from hookpipe_worker.delivery import Delivery, decode_delivery
 from hookpipe_worker.errors import (
     PERMANENT,
     Overloaded,
+    PushMethodNotAllowed,
+    RouteNotFound,
     ShuttingDown,
     UndecodableDelivery,
     WorkerError,
@@ -181,7 +184,7 @@ class WorkerApp:
             return await self._answer(request, path, self._push, event="push")
         if path == self.settings.archive_path:
             return await self._answer(request, path, self._archive, event="dead_letter")
-        return JSONResponse({"error": f"no route {path}", "status": 404}, 404)
+        return response_for(RouteNotFound(f"no route {path}"))
 
     async def _answer(
         self,
@@ -193,9 +196,7 @@ class WorkerApp:
     ) -> Response:
         """Run a push handler; one canonical log line; the status Pub/Sub reads."""
         if request.method != "POST":
-            return JSONResponse(
-                {"error": "push requests are POSTed", "status": 405}, 405, headers={"Allow": "POST"}
-            )
+            return response_for(PushMethodNotAllowed("push requests are POSTed"))
         started = time.perf_counter()
         outcome, trace = await handler(request)
         log_request(
@@ -225,7 +226,8 @@ class WorkerApp:
         )
         if outcome.status == 204:
             return Response(status_code=204)
-        return JSONResponse({"error": outcome.reason, "status": outcome.status}, outcome.status)
+        assert outcome.error is not None
+        return response_for(outcome.error)
 
     async def _archive(self, request: Request) -> tuple[_Outcome, TraceContext | None]:
         """Archive one dead letter, whatever it holds (hookpipe_worker.archive)."""
@@ -286,6 +288,15 @@ class WorkerApp:
             outcome.reason = f"{error_class(exc)}: {exc}"
             outcome.error = exc
         return outcome, trace
+
+
+def response_for(exc: BaseException) -> JSONResponse:
+    """The one place an error becomes the worker's answer (what Pub/Sub sees): status and headers
+    from its class, the error class and message in the body; 500 for anything unexpected."""
+    status = status_for(exc)
+    headers = exc.headers() if isinstance(exc, HookpipeError) else {}
+    body = {"error": f"{error_class(exc)}: {exc}", "status": status}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfig]) -> Adapters:

@@ -1,8 +1,10 @@
-"""The worker's exception tree and its one mapping to HTTP status (what Pub/Sub sees).
+"""The worker's branch of the exception tree (root: :mod:`hookpipe.errors`). Each class carries
+the status it is answered with (what Pub/Sub sees: anything but 102/200/201/202/204 is a nack);
+``hookpipe_worker.app.response_for`` is the one place that turns them into a response.
 
 WorkerError
-├── PermanentFailure        retrying cannot fix it: dead-lettered at once with its reason,
-│   │                       then acked (204) so the retry budget is not burned
+├── PermanentFailure        retrying cannot fix it: dead-lettered at once with its reason, then
+│   │                       answered 204 so the retry budget is not burned
 │   ├── UndecodableDelivery     the push request is not a Pub/Sub message or CloudEvent
 │   ├── UnknownSource           the event names a source this worker has no configuration for
 │   ├── RowRejected             a sink refused this row's values even after marking (e.g.
@@ -14,8 +16,13 @@ WorkerError
 │   │                       after max delivery attempts
 │   ├── SinkUnavailable         503  a sink timed out, refused the connection or answered 5xx
 │   ├── Overloaded              429  the batch queue is full: back off
-│   └── ShuttingDown            503  the instance got SIGTERM
-└── PushUnauthorized        401/403  the push request's OIDC token is missing or not ours
+│   ├── ShuttingDown            503  the instance got SIGTERM
+│   └── PushAuthUnavailable     503  Google's certificates could not be fetched to check a token
+├── PushUnauthorized        401  the push request's OIDC token is missing or invalid
+│   └── PushForbidden           403  the token is valid but not from the push service account
+└── RouteError                  the request is not a push this worker serves
+    ├── RouteNotFound           404
+    └── PushMethodNotAllowed    405  + Allow: POST
 """
 
 from __future__ import annotations
@@ -48,38 +55,56 @@ class RowRejected(PermanentFailure):
 class TransientFailure(WorkerError):
     """Retrying later may succeed."""
 
+    status = 503
+
 
 class SinkUnavailable(TransientFailure):
     pass
 
 
 class Overloaded(TransientFailure):
-    pass
+    status = 429
 
 
 class ShuttingDown(TransientFailure):
     pass
 
 
+class PushAuthUnavailable(TransientFailure):
+    """A token could not be checked now (Google's certificates unreachable): not the sender's
+    fault, so Pub/Sub should retry rather than treat the push as refused."""
+
+
 class PushUnauthorized(WorkerError):
-    def __init__(self, message: str, status: int = 401) -> None:
-        super().__init__(message)
-        self.status = status
+    status = 401
+
+
+class PushForbidden(PushUnauthorized):
+    status = 403
+
+
+class RouteError(WorkerError):
+    """Not a push this worker serves."""
+
+
+class RouteNotFound(RouteError):
+    status = 404
+
+
+class PushMethodNotAllowed(RouteError):
+    status = 405
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": "POST"}
 
 
 PERMANENT: tuple[type[BaseException], ...] = (PermanentFailure, EnvelopeError)
 
 
 def status_for(exc: BaseException) -> int:
-    """The HTTP status answered for ``exc``. Pub/Sub treats anything but 102/200/201/202/204 as
-    a nack; permanent failures are answered 204 *after* they are dead-lettered, not here."""
-    if isinstance(exc, PushUnauthorized):
-        return exc.status
-    if isinstance(exc, Overloaded):
-        return 429
-    if isinstance(exc, SinkUnavailable | ShuttingDown):
-        return 503
-    return 500
+    """The HTTP status answered for ``exc``; anything not raised on purpose is a 500. Permanent
+    failures are answered 204 *after* they are dead-lettered, not here."""
+    return exc.status if isinstance(exc, HookpipeError) else 500
 
 
 def error_class(exc: BaseException) -> str:

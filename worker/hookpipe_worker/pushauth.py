@@ -18,7 +18,7 @@ from google.auth import jwt
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import id_token
 
-from hookpipe_worker.errors import PushUnauthorized
+from hookpipe_worker.errors import PushAuthUnavailable, PushForbidden, PushUnauthorized
 
 GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 CERTS_TTL_SECONDS = 3600.0
@@ -69,8 +69,8 @@ class OidcPushAuth:
                     try:
                         self._certs = await asyncio.to_thread(self._fetch_certs)
                     except google.auth.exceptions.TransportError as exc:
-                        raise PushUnauthorized(
-                            f"cannot fetch Google certificates: {exc}", 503
+                        raise PushAuthUnavailable(
+                            f"cannot fetch Google certificates: {exc}"
                         ) from None
                     self._fetched_at = self._monotonic()
         return self._certs
@@ -91,6 +91,6 @@ class OidcPushAuth:
         except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
             raise PushUnauthorized(f"push token rejected: {exc}") from None
         if claims.get("iss") not in GOOGLE_ISSUERS:
-            raise PushUnauthorized("push token issuer is not Google", 403)
+            raise PushForbidden("push token issuer is not Google")
         if claims.get("email") != self._service_account or claims.get("email_verified") is not True:
-            raise PushUnauthorized("push token is not from the push service account", 403)
+            raise PushForbidden("push token is not from the push service account")

@@ -33,15 +33,12 @@ from rich.table import Table
 from hookpipe_ops.cli import archive, dlq, smoke
 from hookpipe_ops.cli import subscriptions as subs
 from hookpipe_ops.deadletters import Filters, parse_attribute_filters, parse_time
-from hookpipe_ops.topology import DEFAULT_TOPOLOGY_FILE, Topology, TopologyError, load_topology
+from hookpipe_ops.errors import SmokeFailed, TopologyError, UsageError
+from hookpipe_ops.topology import DEFAULT_TOPOLOGY_FILE, Topology, load_topology
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIFF, EXIT_REPLAY_FAILED, EXIT_SMOKE_FAILED = 0, 1, 2, 3, 4, 5
 out = Console()
 err = Console(stderr=True)
-
-
-class UsageError(Exception):
-    pass
 
 
 # -- shared plumbing ---------------------------------------------------------------------------
@@ -546,7 +543,7 @@ def smoke_run(args: argparse.Namespace) -> int:
                     finders.append(smoke.PostgresRows(database_url))
             for passed in smoke.run(http, target, finders, args.timeout):
                 out.print(f"[green]smoke: ok[/] {passed}")
-        except (smoke.SmokeFailed, requests.RequestException) as exc:
+        except (SmokeFailed, requests.RequestException) as exc:
             err.print(f"[red]smoke: failed[/] {exc}")
             return EXIT_SMOKE_FAILED
     out.print("smoke: passed")

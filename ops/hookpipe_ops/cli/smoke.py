@@ -22,12 +22,10 @@ import requests
 from google.api_core.exceptions import GoogleAPICallError
 from google.auth.exceptions import GoogleAuthError
 
+from hookpipe_ops.errors import SmokeFailed
+
 TABLE_ID = re.compile(r"[a-z][a-z0-9:.-]*\.\w+\.\w+")  # project (may be domain:name)
 HTTP_TIMEOUT_SECONDS = 15.0  # senders' own timeout: a slower answer is already a failure
-
-
-class SmokeFailed(Exception):
-    """One smoke step saw something other than what a healthy pipeline answers."""
 
 
 class RowFinder(Protocol):
