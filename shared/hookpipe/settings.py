@@ -52,7 +52,7 @@ def load_settings[SettingsT: BaseSettings](cls: type[SettingsT]) -> SettingsT:
         return cls()
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
-        lines = [f"hookpipe: invalid configuration for {cls.__name__}:"]
+        lines = [f"invalid configuration for {cls.__name__}:"]
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
             lines.append(f"  {prefix}{field.upper()}: {error['msg']}")
