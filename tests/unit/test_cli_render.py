@@ -7,7 +7,8 @@ import io
 from datetime import UTC, datetime
 
 from hookpipe.deadletters import DeadLetter
-from hookpipe_ops.cli.main import peek_table, safe
+from hookpipe_ops.cli.commands.dlq import peek_table
+from hookpipe_ops.cli.common import safe
 from rich.console import Console
 
 HOSTILE = DeadLetter(

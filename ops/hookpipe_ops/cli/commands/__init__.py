@@ -1,0 +1,1 @@
+"""The ``hookpipe`` command groups, one module each."""

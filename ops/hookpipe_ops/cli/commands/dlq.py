@@ -1,0 +1,300 @@
+"""``hookpipe dlq``: dead letters, live (the pull subscription) and archived (Postgres)."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+from hookpipe.deadletters import DeadLetter
+from rich.table import Table
+
+from hookpipe_ops.cli import archive, dlq
+from hookpipe_ops.cli.common import (
+    EXIT_OK,
+    EXIT_REPLAY_FAILED,
+    age,
+    archive_connection,
+    as_args,
+    common_options,
+    dlq_subscription,
+    emit,
+    err,
+    filter_options,
+    filters_of,
+    out,
+    project_id,
+    safe,
+    topology_of,
+)
+from hookpipe_ops.deadletters import Filters
+from hookpipe_ops.errors import UsageError
+from hookpipe_ops.topology import Topology
+
+EXAMPLES = {
+    "stats": "hookpipe dlq stats --since 24h",
+    "peek": "hookpipe dlq peek --limit 5 --error-class RowRejected",
+    "replay": "hookpipe dlq replay --error-class RowRejected --source leadprosper --dry-run",
+}
+
+
+def _dead_letters(args: argparse.Namespace) -> list[DeadLetter]:
+    """The dead letters the filters select; looked at, then released."""
+    topology = topology_of(args)
+    subscriber = SubscriberClient()
+    try:
+        return dlq.collect(
+            subscriber, dlq_subscription(args, topology), filters_of(args), args.scan_limit
+        )
+    finally:
+        subscriber.close()
+
+
+def dlq_stats(args: argparse.Namespace) -> int:
+    letters = _dead_letters(args)
+    now = datetime.now(UTC)
+    ages = [letter.age(now).total_seconds() for letter in letters]
+    buckets = Counter(
+        "< 1h" if a < 3600 else "< 1d" if a < 86400 else "< 7d" if a < 7 * 86400 else "≥ 7d"
+        for a in ages
+    )
+    groups: dict[str, dict[str, int]] = {
+        "reason": dict(Counter(letter.reason for letter in letters).most_common()),
+        "source": dict(Counter(letter.source for letter in letters).most_common()),
+        "age": dict(buckets),
+    }
+    conn = archive_connection(args)
+    archived: dict[str, Any] | None = None
+    if conn is not None:
+        with conn:
+            archived = archive.counts(conn)
+    data = {
+        "total": len(letters),
+        "oldest_age_seconds": max(ages, default=None),
+        **{f"by_{name}": counts for name, counts in groups.items()},
+        "archive": archived,
+    }
+
+    def render() -> None:
+        oldest = age(max(ages)) if ages else "—"
+        out.print(f"[bold]{len(letters)}[/] dead letters · oldest {oldest}")
+        if archived is None:
+            out.print("archive: not read (give --database-url or set HOOKPIPE_DATABASE_URL)")
+        else:
+            out.print(
+                f"archive: [bold]{archived['total']}[/] dead letters ever, "
+                f"{archived['not_replayed']} not replayed; by reason: "
+                + ", ".join(f"{safe(k)} {v}" for k, v in archived["by_reason"].items())
+            )
+        for title, counts in groups.items():
+            table = Table(title=f"by {title}")
+            table.add_column(title)
+            table.add_column("messages", justify="right")
+            for key, count in counts.items():
+                table.add_row(safe(key), str(count))
+            out.print(table)
+
+    emit(args, data, render)
+    return EXIT_OK
+
+
+def peek_table(letters: Sequence[DeadLetter], width: int) -> Table:
+    """Dead letters as a table; everything the sender controls is shown through :func:`safe`."""
+    table = Table(title=f"{len(letters)} dead letters (released, not consumed)")
+    for column in ("message id", "published", "reason", "source", "event id", "payload"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row(
+            safe(letter.message_id),
+            letter.publish_time.isoformat(timespec="seconds"),
+            f"{safe(letter.reason)}\n[dim]{safe(letter.message)}[/]",
+            safe(letter.source),
+            safe(letter.attributes.get("ce-id", "")),
+            safe(letter.payload_preview(width)),
+        )
+    return table
+
+
+def dlq_peek(args: argparse.Namespace) -> int:
+    letters = _dead_letters(args)[: args.limit]
+    emit(
+        args,
+        [letter.as_dict(args.width) for letter in letters],
+        lambda: out.print(peek_table(letters, args.width)),
+    )
+    return EXIT_OK
+
+
+def _progress_printer(args: argparse.Namespace) -> Callable[[DeadLetter, str], None]:
+    """One stderr line per replayed message (none with --json)."""
+
+    def progress(letter: DeadLetter, outcome: str) -> None:
+        if not args.json:
+            ce_id = letter.attributes.get("ce-id", "")
+            err.print(safe(f"{letter.message_id} {letter.reason} {ce_id} → {outcome}"))
+
+    return progress
+
+
+def dlq_replay(args: argparse.Namespace) -> int:
+    topology = topology_of(args)
+    filters = filters_of(args)
+    if filters.empty and not args.all:
+        raise UsageError("replay needs a filter, or --all to replay every dead letter")
+    if args.from_archive:
+        return _replay_from_archive(args, topology, filters)
+    subscriber, publisher = SubscriberClient(), PublisherClient()
+    topic = publisher.topic_path(project_id(args), args.topic or topology.events_topic)
+
+    progress = _progress_printer(args)
+
+    try:
+        summary = dlq.replay(
+            subscriber,
+            publisher,
+            dlq_subscription(args, topology),
+            topic,
+            filters,
+            max_messages=args.max,
+            rate=args.rate,
+            dry_run=args.dry_run,
+            scan_limit=args.scan_limit,
+            on_progress=progress,
+        )
+    finally:
+        subscriber.close()
+        publisher.stop()
+    data = {
+        "dry_run": args.dry_run,
+        "scanned": summary.scanned,
+        "selected": summary.selected,
+        "replayed": summary.replayed,
+        "failed": summary.failed,
+        "failed_again": summary.failed_again,
+        "messages": [letter.as_dict(80) for letter in summary.letters],
+    }
+
+    def render() -> None:
+        verb = "would replay" if args.dry_run else "replayed"
+        out.print(
+            f"scanned {summary.scanned} · selected {summary.selected} · {verb} "
+            f"{summary.selected if args.dry_run else summary.replayed} · failed "
+            f"{summary.failed} → {topic}"
+        )
+        if summary.failed_again:
+            out.print(
+                f"{summary.failed_again} replayed message(s) were dead-lettered again during "
+                "this run and left in place: their cause is not fixed (`hookpipe dlq peek`)"
+            )
+
+    emit(args, data, render)
+    return EXIT_REPLAY_FAILED if summary.failed else EXIT_OK
+
+
+def _replay_from_archive(args: argparse.Namespace, topology: Topology, filters: Filters) -> int:
+    conn = archive_connection(args)
+    if conn is None:
+        raise UsageError("--from-archive needs --database-url or HOOKPIPE_DATABASE_URL")
+    publisher = PublisherClient()
+    topic = publisher.topic_path(project_id(args), args.topic or topology.events_topic)
+
+    progress = _progress_printer(args)
+
+    try:
+        with conn:
+            letters = archive.archived(conn, filters, include_replayed=args.include_replayed)
+            summary = archive.replay(
+                conn,
+                publisher,
+                topic,
+                letters[: args.max],
+                now=lambda: datetime.now(UTC),
+                dry_run=args.dry_run,
+                rate=args.rate,
+                on_progress=progress,
+            )
+    finally:
+        publisher.stop()
+    data = {
+        "from_archive": True,
+        "dry_run": args.dry_run,
+        "selected": summary.selected,
+        "replayed": summary.replayed,
+        "failed": summary.failed,
+        "messages": [letter.as_dict(80) for letter in summary.letters],
+    }
+
+    def render() -> None:
+        verb = "would replay" if args.dry_run else "replayed"
+        out.print(
+            f"archive: selected {summary.selected} · {verb} "
+            f"{summary.selected if args.dry_run else summary.replayed} · failed "
+            f"{summary.failed} → {topic}"
+        )
+
+    emit(args, data, render)
+    return EXIT_REPLAY_FAILED if summary.failed else EXIT_OK
+
+
+@click.group("dlq", help="Inspect and replay dead letters.")
+def group() -> None:
+    pass
+
+
+@group.command(
+    "stats",
+    help="Dead letters by reason, source and age, and the oldest one's age; the archive's "
+    "counts too, given a database URL.",
+    epilog=f"example: {EXAMPLES['stats']}",
+)
+@common_options
+@filter_options
+def stats_command(**params: Any) -> int:
+    return dlq_stats(as_args(params))
+
+
+@group.command(
+    "peek",
+    help="Show dead letters without consuming them (they are released).",
+    epilog=f"example: {EXAMPLES['peek']}",
+)
+@common_options
+@filter_options
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--width", type=int, default=200, show_default=True, help="payload characters shown")
+def peek_command(**params: Any) -> int:
+    return dlq_peek(as_args(params))
+
+
+@group.command(
+    "replay",
+    help="Republish selected dead letters to the events topic, acking each only after its "
+    "republish is confirmed.",
+    epilog=f"example: {EXAMPLES['replay']}",
+)
+@common_options
+@filter_options
+@click.option(
+    "--max", "max", type=int, default=1000, show_default=True, help="replay at most this many"
+)
+@click.option("--rate", type=float, default=None, help="messages per second at most")
+@click.option("--dry-run", is_flag=True, help="show what would be replayed")
+@click.option("--all", "all", is_flag=True, help="allow replay without filters")
+@click.option("--topic", help="republish to this topic (default: the events topic)")
+@click.option(
+    "--from-archive",
+    is_flag=True,
+    help="replay from the archive (hookpipe.dead_letters), e.g. what Pub/Sub's 7-day retention "
+    "dropped; rows already replayed are skipped",
+)
+@click.option(
+    "--include-replayed",
+    is_flag=True,
+    help="with --from-archive: also rows replayed before (lands once all the same)",
+)
+def replay_command(**params: Any) -> int:
+    return dlq_replay(as_args(params))

@@ -1,0 +1,313 @@
+"""``hookpipe subscriptions``: live subscription settings against the settings file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from google.cloud.pubsub_v1 import SubscriberClient
+from pydantic import ValidationError
+from rich.table import Table
+
+from hookpipe_ops.cli import subscriptions as subs
+from hookpipe_ops.cli.common import (
+    EXIT_DIFF,
+    EXIT_OK,
+    as_args,
+    common_options,
+    emit,
+    err,
+    out,
+    project_id,
+    topology_of,
+)
+from hookpipe_ops.errors import TopologyError, UsageError
+from hookpipe_ops.topology import Topology
+
+EXAMPLES = {
+    "show": "hookpipe subscriptions show hookpipe-worker-push",
+    "diff": "hookpipe subscriptions diff --push-endpoint https://worker-xyz.a.run.app",
+    "apply": "hookpipe subscriptions apply --profile local",
+    "set": "hookpipe subscriptions set hookpipe-worker-push ack_deadline_seconds 120",
+}
+endpoint_option = click.option(
+    "--push-endpoint", envvar="WORKER_URL", help="the worker's base URL (default: $WORKER_URL)"
+)
+name_argument = click.argument("name", required=False)
+
+
+def _spec_keys(args: argparse.Namespace, topology: Topology) -> list[str]:
+    if args.name:
+        by_name = {spec.name: key for key, spec in topology.subscriptions.items()}
+        key = by_name.get(args.name, args.name)
+        topology.subscription(key)
+        return [key]
+    return list(topology.subscriptions)
+
+
+def _live(subscriber: SubscriberClient, project: str, name: str) -> dict[str, Any]:
+    path = subscriber.subscription_path(project, name)
+    return subs.live_settings(subscriber.get_subscription(subscription=path))
+
+
+def _settings_table(title: str, rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> Table:
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*(("—" if v is None else str(v)) for v in row))
+    return table
+
+
+def subscriptions_show(args: argparse.Namespace) -> int:
+    topology, project = topology_of(args), project_id(args)
+    subscriber = SubscriberClient()
+    try:
+        live = {
+            topology.subscriptions[k].name: _live(
+                subscriber, project, topology.subscriptions[k].name
+            )
+            for k in _spec_keys(args, topology)
+        }
+    finally:
+        subscriber.close()
+
+    def render() -> None:
+        for name, settings in live.items():
+            out.print(_settings_table(name, list(settings.items()), ("field", "live")))
+
+    emit(args, live, render)
+    return EXIT_OK
+
+
+def _differences(
+    args: argparse.Namespace,
+    topology: Topology,
+    subscriber: SubscriberClient,
+) -> dict[str, tuple[dict[str, Any], dict[str, Any], list[subs.Difference]]]:
+    project = project_id(args)
+    result = {}
+    for key in _spec_keys(args, topology):
+        spec = topology.subscriptions[key]
+        live = _live(subscriber, project, spec.name)
+        desired = subs.desired_settings(spec, args.push_endpoint)
+        result[spec.name] = (live, desired, subs.diff(live, desired))
+    return result
+
+
+def _warn(topology: Topology) -> None:
+    for warning in subs.check_topology(topology):
+        err.print(f"[yellow]warning:[/] {warning}")
+
+
+def subscriptions_diff(args: argparse.Namespace) -> int:
+    topology = topology_of(args)
+    _warn(topology)
+    subscriber = SubscriberClient()
+    try:
+        found = _differences(args, topology, subscriber)
+    finally:
+        subscriber.close()
+    data = {
+        name: [{"field": d.field, "live": d.live, "file": d.desired} for d in diffs]
+        for name, (_, _, diffs) in found.items()
+    }
+
+    def render() -> None:
+        for name, (_, _, diffs) in found.items():
+            if not diffs:
+                out.print(f"{name}: matches the file")
+                continue
+            out.print(
+                _settings_table(
+                    name, [(d.field, d.live, d.desired) for d in diffs], ("field", "live", "file")
+                )
+            )
+
+    emit(args, data, render)
+    return EXIT_DIFF if any(data.values()) else EXIT_OK
+
+
+def subscriptions_apply(args: argparse.Namespace) -> int:
+    topology, project = topology_of(args), project_id(args)
+    _warn(topology)
+    subscriber = SubscriberClient()
+    changes: dict[str, Any] = {}
+    try:
+        for name, (live, desired, diffs) in _differences(args, topology, subscriber).items():
+            if not diffs:
+                changes[name] = {"changed": []}
+                continue
+            fields = {d.field for d in diffs}
+            request, mask = subs.update_request(project, name, subs.merged(live, desired), fields)
+            subscriber.update_subscription(subscription=request, update_mask=mask)
+            after = _live(subscriber, project, name)
+            changes[name] = {
+                "changed": sorted(fields),
+                "update_mask": list(mask.paths),
+                "before": {f: live[f] for f in sorted(fields)},
+                "after": {f: after[f] for f in sorted(fields)},
+            }
+    finally:
+        subscriber.close()
+
+    def render() -> None:
+        for name, change in changes.items():
+            if not change["changed"]:
+                out.print(f"{name}: already matches the file")
+                continue
+            out.print(
+                _settings_table(
+                    f"{name} (update mask: {', '.join(change['update_mask'])})",
+                    [(f, change["before"][f], change["after"][f]) for f in change["changed"]],
+                    ("field", "before", "after"),
+                )
+            )
+
+    emit(args, changes, render)
+    return EXIT_OK
+
+
+def _coerce(field: str, value: str) -> Any:
+    if field in (
+        "push_endpoint",
+        "push_oidc_service_account",
+        "push_oidc_audience",
+        "dead_letter_policy.topic",
+    ):
+        return value
+    if field == "enable_exactly_once_delivery":
+        if value.lower() not in ("true", "false"):
+            raise UsageError(f"{field}: expected true or false, got {value!r}")
+        return value.lower() == "true"
+    if not value.isdigit():
+        raise UsageError(f"{field}: expected a whole number of seconds or attempts, got {value!r}")
+    return int(value)
+
+
+def subscriptions_set(args: argparse.Namespace) -> int:
+    if args.field not in subs.FIELDS:
+        raise UsageError(f"unknown field {args.field!r}; one of: {', '.join(subs.FIELDS)}")
+    topology, project = topology_of(args), project_id(args)
+    [key] = _spec_keys(args, topology)
+    spec = topology.subscriptions[key]
+    value = _coerce(args.field, args.value)
+    subscriber = SubscriberClient()
+    try:
+        live = _live(subscriber, project, spec.name)
+        candidate = subs.merged(live, {args.field: value})
+        _validate(spec, candidate)
+        request, mask = subs.update_request(project, spec.name, candidate, {args.field})
+        subscriber.update_subscription(subscription=request, update_mask=mask)
+        after = _live(subscriber, project, spec.name)
+    finally:
+        subscriber.close()
+    data = {
+        "subscription": spec.name,
+        "field": args.field,
+        "before": live[args.field],
+        "after": after[args.field],
+    }
+    file_value = subs.desired_settings(spec, args.push_endpoint).get(args.field)
+
+    def render() -> None:
+        out.print(
+            _settings_table(
+                spec.name,
+                [(args.field, live[args.field], after[args.field])],
+                ("field", "before", "after"),
+            )
+        )
+
+    emit(args, data, render)
+    if file_value is not None and file_value != after[args.field]:
+        err.print(
+            f"[yellow]warning:[/] {spec.name} now drifts from {args.file or 'the file'}; "
+            f"to keep this value, set subscriptions.{key}.{args.field} = "
+            f"{json.dumps(after[args.field])} (it is {json.dumps(file_value)}), "
+            "or run `hookpipe subscriptions apply` to go back"
+        )
+    return EXIT_OK
+
+
+def _validate(spec: Any, settings: dict[str, Any]) -> None:
+    """Validate a live change with the same rules as the file, naming the field and range."""
+    raw = spec.model_dump(by_alias=True)
+    raw["ack_deadline_seconds"] = settings["ack_deadline_seconds"]
+    raw["message_retention_seconds"] = settings["message_retention_seconds"]
+    if settings.get("retry_policy.minimum_backoff_seconds") is not None:
+        raw["retry_policy"] = {
+            "minimum_backoff_seconds": settings["retry_policy.minimum_backoff_seconds"],
+            "maximum_backoff_seconds": settings["retry_policy.maximum_backoff_seconds"],
+        }
+    if settings.get("dead_letter_policy.topic") is not None:
+        raw["dead_letter_policy"] = {
+            "topic": settings["dead_letter_policy.topic"],
+            "max_delivery_attempts": settings["dead_letter_policy.max_delivery_attempts"],
+        }
+    try:
+        type(spec).model_validate(raw)
+    except ValidationError as exc:
+        raise TopologyError(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        ) from None
+
+
+# -- smoke -------------------------------------------------------------------------------------
+
+
+@click.group("subscriptions", help="Tune subscriptions from the settings file.")
+def group() -> None:
+    pass
+
+
+@group.command(
+    "show", help="Live settings of the file's subscriptions.", epilog=f"example: {EXAMPLES['show']}"
+)
+@common_options
+@endpoint_option
+@name_argument
+def show_command(**params: Any) -> int:
+    return subscriptions_show(as_args(params))
+
+
+@group.command(
+    "diff",
+    help="Live settings against the file, field by field (exit code 3 when they differ).",
+    epilog=f"example: {EXAMPLES['diff']}",
+)
+@common_options
+@endpoint_option
+@name_argument
+def diff_command(**params: Any) -> int:
+    return subscriptions_diff(as_args(params))
+
+
+@group.command(
+    "apply",
+    help="Update only the fields that differ from the file (with an update mask), showing "
+    "before and after.",
+    epilog=f"example: {EXAMPLES['apply']}",
+)
+@common_options
+@endpoint_option
+@name_argument
+def apply_command(**params: Any) -> int:
+    return subscriptions_apply(as_args(params))
+
+
+@group.command(
+    "set",
+    help="Emergency change of one live field; warns that the file now drifts.",
+    epilog=f"example: {EXAMPLES['set']}",
+)
+@common_options
+@endpoint_option
+@click.argument("name")
+@click.argument("field")
+@click.argument("value")
+def set_command(**params: Any) -> int:
+    return subscriptions_set(as_args(params))
