@@ -213,14 +213,6 @@ class StorageEmulator:
         if self.process:
             self.process.stop()
 
-    def pause(self) -> None:
-        if self.process:
-            self.process.signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self.process:
-            self.process.signal(signal.SIGCONT)
-
 
 @dataclass
 class Postgres:

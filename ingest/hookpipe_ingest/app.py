@@ -173,9 +173,12 @@ class IngestApp:
             outcome.status, outcome.outcome, outcome.reason = 500, "error", type(exc).__name__
             outcome.error = exc
         else:
-            outcome.status, outcome.outcome = 202, "accepted" if kept == "published" else kept
+            outcome.status = 202
+            outcome.outcome = "accepted" if kept.how == "published" else kept.how
+            outcome.reason = kept.reason
             if event.problem:  # kept despite a body it could not understand: say so in the log
-                outcome.marked, outcome.reason = True, event.problem
+                outcome.marked = True
+                outcome.reason = "; ".join(r for r in (event.problem, kept.reason) if r)
         return outcome
 
     def _response(self, outcome: _Outcome) -> Response:

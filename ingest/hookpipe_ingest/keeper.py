@@ -1,8 +1,9 @@
 """Keep an accepted event: publish it, or spool it when Pub/Sub cannot take it now.
 
 * Pub/Sub confirms → ``"published"``.
-* Pub/Sub does not confirm in time, fails, or ingest is shedding load → the event (data and every
-  attribute, exactly as it would have been published) is written to the spool → ``"spooled"``.
+* Pub/Sub does not confirm in time, fails, or ingest is shedding load, or the publish fails in
+  any other way → the event (data and every attribute, exactly as it would have been
+  published) is written to the spool → ``"spooled"``, with the reason.
   The drainer publishes it later under the same id, so a publish that was in fact on its way
   when the deadline passed costs a duplicate that the sinks absorb, never a loss.
 * Neither → :class:`Unavailable` (503 + Retry-After): the only case a verified webhook is not
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 from hookpipe.event import WebhookEvent, to_message
@@ -26,7 +28,14 @@ from hookpipe_ingest.errors import SpoolUnavailable, Unavailable
 from hookpipe_ingest.publisher import EventPublisher
 from hookpipe_ingest.spool import Spool
 
-type Kept = Literal["published", "spooled"]
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    how: Literal["published", "spooled"]
+    reason: str | None = None  # why it was spooled, for the request's log line
+
+
+PUBLISHED = Kept("published")
 
 
 class EventKeeper:
@@ -54,17 +63,19 @@ class EventKeeper:
     async def keep(self, event: WebhookEvent) -> Kept:
         if self._spool is None:
             await self._publisher.publish(event)  # raises Unavailable: 503, as before the spool
-            return "published"
+            return PUBLISHED
+        reason = "Pub/Sub is being bypassed after a failed publish"
         if not self.bypassing_pubsub:
             probe = self._bypass_until > 0
             self._probing = probe
             try:
                 await self._publisher.publish(event)
-            except Unavailable:
+            except Exception as exc:  # whatever stopped it, the event is kept: the spool's job
                 self._bypass_until = self._monotonic() + self._bypass_seconds
+                reason = f"publish failed: {type(exc).__name__}: {exc}"
             else:
                 self._bypass_until = 0.0
-                return "published"
+                return PUBLISHED
             finally:
                 if probe:
                     self._probing = False
@@ -75,4 +86,4 @@ class EventKeeper:
             raise Unavailable(
                 f"neither Pub/Sub nor the spool could take the event ({exc})", self._retry_after
             ) from None
-        return "spooled"
+        return Kept("spooled", reason)

@@ -89,37 +89,38 @@ class GcsSpool:
         self._project_id = project_id
         self._emulator = bool(emulator_host)
         self._timeout = timeout_seconds
-        # Its own threads: on asyncio's default pool (cores + 4) a Pub/Sub outage spooled at most
-        # six webhooks at a time (`make bench-spool`). Threads start only as they are needed.
+        # Its own threads: asyncio's default pool (cores + 4) held the spool back during a Pub/Sub
+        # outage (docs/benchmarks.md, "Spool"). Threads start only as they are needed.
         self._writers = ThreadPoolExecutor(SPOOL_WRITERS, thread_name_prefix="spool")
         self._lock = threading.Lock()
-        self._bucket_handle: Any = None
-        self._retry: Any = None
+        self._handle: tuple[Any, Any] | None = None  # (bucket, retry), made on first use
 
-    def _bucket(self) -> Any:
+    def _bucket(self) -> tuple[Any, Any]:
+        """The bucket and the retry policy every call uses with it."""
         with self._lock:
-            if self._bucket_handle is None:
+            if self._handle is None:
                 import google.cloud.storage as storage
                 from google.auth.credentials import AnonymousCredentials
                 from google.cloud.storage.retry import DEFAULT_RETRY
 
                 # The library's default retry keeps trying a refused connection for 120 s; a
                 # webhook's request has this budget in all.
-                self._retry = DEFAULT_RETRY.with_timeout(self._timeout)
+                retry = DEFAULT_RETRY.with_timeout(self._timeout)
                 # With STORAGE_EMULATOR_HOST the client finds the emulator itself; credentials
                 # must still be given.
                 credentials = AnonymousCredentials() if self._emulator else None
                 client = storage.Client(project=self._project_id, credentials=credentials)
-                self._bucket_handle = client.bucket(self._bucket_name)
-            return self._bucket_handle
+                self._handle = (client.bucket(self._bucket_name), retry)
+            return self._handle
 
     def _upload(self, event_id: str, body: bytes) -> None:
-        self._bucket().blob(object_name(event_id)).upload_from_string(
+        bucket, retry = self._bucket()
+        bucket.blob(object_name(event_id)).upload_from_string(
             body,
             content_type="application/json",
             if_generation_match=0,
             timeout=self._timeout,
-            retry=self._retry,
+            retry=retry,
         )
 
     async def put(self, event_id: str, data: bytes, attributes: Mapping[str, str]) -> None:
@@ -139,13 +140,13 @@ class GcsSpool:
 
     def list(self, limit: int | None = None) -> Iterator[SpooledObject]:
         try:
-            bucket = self._bucket()
+            bucket, retry = self._bucket()
             for blob in bucket.client.list_blobs(
                 bucket,
                 prefix=PREFIX,
                 max_results=limit,
                 timeout=self._timeout,
-                retry=self._retry,
+                retry=retry,
             ):
                 yield SpooledObject(blob.name, int(blob.generation), blob.time_created)
         except (GoogleAPIError, GoogleAuthError, RequestException, OSError) as exc:
@@ -154,11 +155,11 @@ class GcsSpool:
     def read(self, item: SpooledObject) -> bytes | None:
         """The object's content, or None when it is gone (another drainer took it)."""
         try:
+            bucket, retry = self._bucket()
+            blob = bucket.blob(item.name)
             return bytes(
-                self._bucket()
-                .blob(item.name)
-                .download_as_bytes(
-                    if_generation_match=item.generation, timeout=self._timeout, retry=self._retry
+                blob.download_as_bytes(
+                    if_generation_match=item.generation, timeout=self._timeout, retry=retry
                 )
             )
         except (NotFound, PreconditionFailed):
@@ -168,8 +169,9 @@ class GcsSpool:
 
     def delete(self, item: SpooledObject) -> None:
         try:
-            self._bucket().blob(item.name).delete(
-                if_generation_match=item.generation, timeout=self._timeout, retry=self._retry
+            bucket, retry = self._bucket()
+            bucket.blob(item.name).delete(
+                if_generation_match=item.generation, timeout=self._timeout, retry=retry
             )
         except (NotFound, PreconditionFailed):
             return  # another drainer deleted it after its own confirmed publish

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from hookpipe.event import rfc3339
+
 # Added by Pub/Sub when it forwards after max delivery attempts.
 PUBSUB_DEAD_LETTER_ATTRIBUTES = (
     "CloudPubSubDeadLetterSourceDeliveryCount",
@@ -84,9 +86,9 @@ class DeadLetter:
         }
 
 
-def timestamp(moment: datetime) -> str:
-    """The form of the time attributes (``hookpipe-first-failure-time``, ``…-replayed-at``)."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+# The form of the time attributes (``hookpipe-first-failure-time``, ``…-replayed-at``): the same
+# RFC 3339 as the CloudEvent's own time.
+timestamp = rfc3339
 
 
 def parse_timestamp(text: str) -> datetime:

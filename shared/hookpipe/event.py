@@ -47,12 +47,13 @@ class WebhookEvent:
 # CloudEvents extension attribute (lower-case alphanumerics only) marking an event whose body
 # ingest accepted without understanding it.
 PROBLEM_EXTENSION = "hookpipeproblem"
-# Pub/Sub refuses attribute values over 1024 bytes; ours stay well under.
-MAX_PROBLEM_BYTES = 512
+MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub refuses a longer attribute value
+MAX_PROBLEM_BYTES = 512  # the problem attribute stays well under that
 
 
 def clip_attribute(text: str, limit: int = MAX_PROBLEM_BYTES) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary."""
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary; text UTF-8
+    cannot encode (a lone surrogate from a sender's JSON) is replaced, not raised on."""
     encoded = text.encode("utf-8", errors="replace")
     if len(encoded) <= limit:
         return encoded.decode()
@@ -65,7 +66,10 @@ def _keep_bytes(data: bytes) -> bytes:
 
 def event_id(source: str, idempotency_key: str) -> str:
     """The stable event id for a source's idempotency key."""
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}\0{idempotency_key}"))
+    # surrogatepass: the key is the sender's text, and JSON can carry a lone surrogate that
+    # UTF-8 cannot encode; every other text encodes exactly as before, so ids do not change.
+    name = f"{source}\0{idempotency_key}".encode("utf-8", "surrogatepass")
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
 
 
 def to_message(event: WebhookEvent) -> tuple[bytes, dict[str, str]]:

@@ -13,7 +13,8 @@ column as ``{"field", "value", "reason"}``:
 :func:`storable` is the one place that decides what a parsed payload's unstorable values become:
 PostgreSQL's ``jsonb`` refuses lone UTF-16 surrogates, NUL characters and NaN/Infinity, so text
 with a lone surrogate or NUL has each one replaced by U+FFFD, and a NaN or infinite number becomes
-``null``, each recorded as a problem.
+``null``; BigQuery's JSON refuses an integer it cannot hold exactly (outside INT64 and UINT64), so
+such an integer is kept as its digits in a string. Each is recorded as a problem.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 BODY = "(body)"
 MAX_VALUE_CHARS = 200
 REPLACEMENT = "\ufffd"
+INT_MIN, UINT_MAX = -(2**63), 2**64 - 1  # what BigQuery's JSON holds exactly
 # A lone surrogate (U+D800-U+DFFF can only come from a JSON \\u escape) or NUL.
 _UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 
@@ -70,6 +72,13 @@ def _clean(value: Any, path: str, problems: list[Problem]) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         problems.append(Problem(path, repr(value), "NaN or infinite number stored as null"))
         return None
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= UINT_MAX:
+        problems.append(
+            Problem(
+                path, clip(str(value)), "integer beyond 64 bits stored as a string of its digits"
+            )
+        )
+        return str(value)
     if isinstance(value, dict):
         result: dict[str, Any] = {}
         for key, item in value.items():

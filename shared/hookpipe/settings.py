@@ -35,16 +35,6 @@ class CommonSettings(BaseSettings):
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
-def environment_variables(cls: type[BaseSettings]) -> set[str]:
-    """The environment variables ``cls`` reads: each field's alias, or prefix + name."""
-    prefix = str(cls.model_config.get("env_prefix", ""))
-    names = set()
-    for name, info in cls.model_fields.items():
-        alias = info.validation_alias
-        names.add(alias if isinstance(alias, str) else f"{prefix}{name}".upper())
-    return names
-
-
 def load_settings[SettingsT: BaseSettings](cls: type[SettingsT]) -> SettingsT:
     """Build ``cls`` from the environment, or raise :class:`SettingsError` naming each bad
     variable on a line of its own (the entry points print it and exit 78)."""

@@ -148,6 +148,7 @@ def test_text_postgres_cannot_store_does_not_fail_its_batch_mates(stack: StackHa
         '{"lp_request_uuid": "%s", "note": "\\ud800", "x": NaN}',
         '{"lp_request_uuid": "%s", "note": "nul\\u0000"}',
         '{"lp_request_uuid": "%s", "big": Infinity, "deep": [[[["\\udfff"]]]]}',
+        '{"lp_request_uuid": "%s", "phone": 123456789012345678901234567890}',
     ]
     bodies = [h % uuid.uuid4() for h in hostile] + [json.dumps(lead()) for _ in range(20)]
     ids = []
@@ -158,5 +159,6 @@ def test_text_postgres_cannot_store_does_not_fail_its_batch_mates(stack: StackHa
     stack.wait_committed(ids)
     assert len(_bq_marked(stack, ids)) == len(ids)
     pg = _pg_marked(stack, ids)
-    assert [len(pg[i][3]) for i in ids[:3]] == [2, 1, 2]
+    assert [len(pg[i][3]) for i in ids[:4]] == [2, 1, 2, 1]
+    assert pg[ids[3]][2]["phone"] == "123456789012345678901234567890"
     assert pg[ids[0]][2]["note"] == "\ufffd"

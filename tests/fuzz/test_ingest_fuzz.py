@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hookpipe.event import to_message
+from hookpipe.event import MAX_ATTRIBUTE_BYTES, to_message
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -38,7 +38,6 @@ SPEC: dict[str, Any] = yaml.safe_load((REPO / "ingest/openapi.yaml").read_text()
 EXAMPLES = int(os.environ.get("HOOKPIPE_FUZZ_EXAMPLES", "10000"))
 # A new seed each run (printed by tests/conftest.py's report header); set it to replay a run.
 SEED = int(os.environ.get("HOOKPIPE_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
-MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub's limit on an attribute value
 
 DOC_PATHS = [
     p.replace("{source}", name) for p in SPEC["paths"] for name in ("leadprosper", "retrying")

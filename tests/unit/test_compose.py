@@ -13,10 +13,12 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
-from hookpipe.settings import CommonSettings, environment_variables
+from hookpipe.settings import CommonSettings
 from hookpipe_ingest.settings import IngestSettings
 from hookpipe_ingest.sources import load_sources
 from hookpipe_worker.settings import WorkerSettings
+
+from tests.settings_variables import environment_variables
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())

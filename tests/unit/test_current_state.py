@@ -55,3 +55,10 @@ def test_events_that_cannot_be_placed_leave_current_state_alone() -> None:
 def test_keys_come_out_sorted_so_batches_lock_in_one_order() -> None:
     rows = [_row(str(i), 0, lp_lead_id=f"L{i}") for i in (3, 1, 2)]
     assert [s.key for s in fold(SPEC, rows)] == ["L1", "L2", "L3"]
+
+
+def test_an_event_whose_key_did_not_convert_leaves_current_state_alone() -> None:
+    """A lead id that is a list cannot name a row: the event is stored marked, no state moves."""
+    row = _row("k", 0, lp_lead_id=["L1", "L2"], lp_status="SOLD")
+    assert row.unconverted == {"lead_id"}
+    assert fold(SPEC, [row]) == []

@@ -61,3 +61,12 @@ def test_an_object_another_drainer_took_is_gone_not_failed() -> None:
 
     report = drain(Listed(spool.objects), lambda d, a: None, parallelism=1)  # type: ignore[arg-type]
     assert (report.gone, report.published, report.failed) == (1, 0, 0)
+
+
+def test_stats_count_what_waits_and_the_oldest_ones_age() -> None:
+    from hookpipe_ingest.drain import stats
+
+    now = datetime(2026, 11, 30, 0, 10, tzinfo=UTC)
+    assert stats(MemorySpool({}), now) == {"objects": 0, "oldest_age_seconds": None}  # type: ignore[arg-type]
+    waiting = MemorySpool({object_name("a"): b"", object_name("b"): b""})
+    assert stats(waiting, now) == {"objects": 2, "oldest_age_seconds": 600.0}  # type: ignore[arg-type]

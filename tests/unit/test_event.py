@@ -185,3 +185,14 @@ def test_to_message_is_byte_for_byte_what_the_sdk_encodes(event: WebhookEvent) -
     assert data == expected_data
     assert attributes == expected_attributes
     assert list(attributes.items()) == list(expected_attributes.items())  # same order, too
+
+
+def test_event_ids_are_defined_for_any_text_and_unchanged_for_valid_text() -> None:
+    import uuid
+
+    from hookpipe.event import EVENT_ID_NAMESPACE
+
+    assert event_id("leadprosper", "fields:u-1\x1fSOLD") == str(
+        uuid.uuid5(EVENT_ID_NAMESPACE, "leadprosper\0fields:u-1\x1fSOLD")
+    )
+    assert event_id("s", "\ud800") == event_id("s", "\ud800") != event_id("s", "\ud801")

@@ -270,3 +270,19 @@ def test_a_sender_that_never_retries_is_still_refused_without_credentials(
     )
     assert response.status_code == 401
     assert publisher.published == []
+
+
+def test_a_lone_surrogate_in_an_idempotency_field_is_still_kept_with_a_stable_id(
+    client: TestClient, publisher: RecordingPublisher
+) -> None:
+    """The id is derived from the field's text; text JSON allows but UTF-8 cannot encode (a
+    lone surrogate) once made that derivation raise, a 500 LeadProsper would never resend."""
+    body = b'{"lp_request_uuid": "\\ud800", "lp_status": "SOLD"}'
+    for _ in range(2):
+        response = client.post(
+            "/webhooks/leadprosper",
+            content=body,
+            headers={**AUTH, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 202, response.text
+    assert publisher.published[0].id == publisher.published[1].id

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from hookpipe.event import WebhookEvent, from_message
 from hookpipe_ingest.errors import BadSpoolObject, Unavailable
-from hookpipe_ingest.keeper import EventKeeper
+from hookpipe_ingest.keeper import EventKeeper, Kept
 from hookpipe_ingest.spool import decode, encode
 
 from tests.ingest_fakes import RecordingPublisher, RecordingSpool
@@ -35,14 +35,14 @@ def _keeper(
 
 def test_published_when_pubsub_confirms() -> None:
     publisher, spool = RecordingPublisher(), RecordingSpool()
-    assert asyncio.run(_keeper(publisher, spool, Clock()).keep(EVENT)) == "published"
+    assert asyncio.run(_keeper(publisher, spool, Clock()).keep(EVENT)).how == "published"
     assert publisher.published == [EVENT]
     assert spool.objects == {}
 
 
 def test_spooled_with_every_attribute_when_pubsub_does_not_confirm() -> None:
     spool = RecordingSpool()
-    assert asyncio.run(_keeper(RecordingPublisher(fail=True), spool, Clock()).keep(EVENT)) == (
+    assert asyncio.run(_keeper(RecordingPublisher(fail=True), spool, Clock()).keep(EVENT)).how == (
         "spooled"
     )
     data, attributes = spool.objects["e-1"]
@@ -55,10 +55,10 @@ def test_pubsub_is_bypassed_for_a_while_after_a_failure_then_tried_again() -> No
     asyncio.run(keeper.keep(EVENT))
     publisher.fail = False  # would succeed, but the keeper does not ask yet
     assert keeper.bypassing_pubsub
-    assert asyncio.run(keeper.keep(EVENT)) == "spooled"
+    assert asyncio.run(keeper.keep(EVENT)).how == "spooled"
     assert publisher.published == []
     clock.now += 5
-    assert asyncio.run(keeper.keep(EVENT)) == "published"
+    assert asyncio.run(keeper.keep(EVENT)).how == "published"
 
 
 def test_503_only_when_neither_pubsub_nor_the_spool_can_take_it() -> None:
@@ -99,10 +99,10 @@ class HangingPublisher(RecordingPublisher):
 def test_after_the_bypass_only_one_request_probes_pubsub_the_rest_keep_spooling() -> None:
     """While Pub/Sub is down, a probe waits out the publish deadline: one request, not all."""
 
-    async def scenario() -> tuple[int, list[str]]:
+    async def scenario() -> tuple[int, list[Kept]]:
         publisher, spool, clock = HangingPublisher(), RecordingSpool(), Clock()
         keeper = _keeper(publisher, spool, clock)
-        assert await keeper.keep(EVENT) == "spooled"  # the failure that starts the bypass
+        assert (await keeper.keep(EVENT)).how == "spooled"  # the failure that starts the bypass
         clock.now += 5  # the bypass is over: the next request probes
         probe = asyncio.create_task(keeper.keep(EVENT))
         await asyncio.sleep(0)
@@ -110,9 +110,24 @@ def test_after_the_bypass_only_one_request_probes_pubsub_the_rest_keep_spooling(
             await asyncio.wait_for(keeper.keep(EVENT), timeout=2) for _ in range(5)
         ]  # must not wait on Pub/Sub while the probe does
         publisher.release.set()
-        assert await probe == "spooled"
+        assert (await probe).how == "spooled"
         return publisher.calls, others
 
     calls, others = asyncio.run(scenario())
     assert calls == 2  # the first failure and the one probe
-    assert others == ["spooled"] * 5
+    assert [kept.how for kept in others] == ["spooled"] * 5
+
+
+class BrokenPublisher(RecordingPublisher):
+    async def publish(self, event: WebhookEvent) -> str:
+        raise RuntimeError("grpc channel closed")
+
+
+def test_any_publish_failure_spools_the_event_and_says_why() -> None:
+    """Not only Unavailable: whatever stops a publish (a client bug, a closed channel), the event
+    is kept, and the reason travels to the request's log line."""
+    spool = RecordingSpool()
+    kept = asyncio.run(_keeper(BrokenPublisher(), spool, Clock()).keep(EVENT))
+    assert kept.how == "spooled"
+    assert kept.reason == "publish failed: RuntimeError: grpc channel closed"
+    assert "e-1" in spool.objects

@@ -24,3 +24,21 @@ def test_clip_makes_any_value_storable_and_short() -> None:
     assert clip("\x00\ud800") == "\ufffd\ufffd"
     assert clip(12.5) == "12.5"
     assert Problem("f", None, "r").as_json() == {"field": "f", "value": None, "reason": "r"}
+
+
+def test_integers_beyond_64_bits_are_kept_as_their_digits() -> None:
+    """BigQuery's JSON refuses a number it cannot hold exactly: the row would land in Postgres
+    only. Within INT64 or UINT64 they stay numbers."""
+    payload = {"big": 2**64, "neg": -(2**63) - 1, "u": 2**64 - 1, "i": -(2**63), "flag": True}
+    cleaned, problems = storable(payload)
+    assert cleaned == {
+        "big": str(2**64),
+        "neg": str(-(2**63) - 1),
+        "u": 2**64 - 1,
+        "i": -(2**63),
+        "flag": True,
+    }
+    assert [(p.field, p.value) for p in problems] == [
+        ("big", str(2**64)),
+        ("neg", str(-(2**63) - 1)),
+    ]

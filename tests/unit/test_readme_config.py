@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hookpipe.settings import CommonSettings, environment_variables
+from hookpipe.settings import CommonSettings
 from hookpipe_ingest.drain import DrainSettings
 from hookpipe_ingest.settings import IngestSettings
 from hookpipe_worker.settings import WorkerSettings
+
+from tests.settings_variables import environment_variables
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS: list[type[CommonSettings]] = [IngestSettings, WorkerSettings, DrainSettings]

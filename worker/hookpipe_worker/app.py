@@ -229,16 +229,22 @@ class WorkerApp:
         assert outcome.error is not None
         return response_for(outcome.error)
 
+    async def _admit(
+        self, headers: Mapping[str, str]
+    ) -> tuple[Adapters, MicroBatcher[EventRow, None]]:
+        """What every push goes through first: not while draining, only with a valid token."""
+        if self._draining:
+            raise ShuttingDown("instance is shutting down")
+        await self._push_auth.verify(headers)
+        return await self.start()
+
     async def _archive(self, request: Request) -> tuple[_Outcome, TraceContext | None]:
         """Archive one dead letter, whatever it holds (hookpipe_worker.archive)."""
         outcome = _Outcome()
         headers = request_headers(request.scope)
         trace = parse_trace(headers)
         try:
-            if self._draining:
-                raise ShuttingDown("instance is shutting down")
-            await self._push_auth.verify(headers)
-            adapters, _ = await self.start()
+            adapters, _ = await self._admit(headers)
             body = await request.body()
             try:
                 delivery = decode_delivery(body, headers)
@@ -261,10 +267,7 @@ class WorkerApp:
         trace = parse_trace(headers)
         delivery: Delivery | None = None
         try:
-            if self._draining:
-                raise ShuttingDown("instance is shutting down")
-            await self._push_auth.verify(headers)
-            adapters, committer = await self.start()
+            adapters, committer = await self._admit(headers)
             body = await request.body()
             try:
                 delivery = decode_delivery(body, headers)

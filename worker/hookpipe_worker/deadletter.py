@@ -18,18 +18,10 @@ from hookpipe.deadletters import (
     WORKER_ATTRIBUTES,
     timestamp,
 )
+from hookpipe.event import MAX_ATTRIBUTE_BYTES, clip_attribute
 
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import SinkUnavailable, error_class
-
-MAX_ATTRIBUTE_VALUE = 1024  # Pub/Sub's limit on an attribute value, in bytes
-
-
-def _clip(text: str) -> str:
-    encoded = text.encode()
-    if len(encoded) <= MAX_ATTRIBUTE_VALUE:
-        return text
-    return encoded[: MAX_ATTRIBUTE_VALUE - 3].decode(errors="ignore") + "..."
 
 
 def reason_attributes(
@@ -38,7 +30,7 @@ def reason_attributes(
     """The attributes that say why a message was dead-lettered. Pure."""
     attributes = {
         "hookpipe-error-class": error_class(exc),
-        "hookpipe-error-message": _clip(str(exc) or error_class(exc)),
+        "hookpipe-error-message": clip_attribute(str(exc) or error_class(exc), MAX_ATTRIBUTE_BYTES),
         "hookpipe-worker-revision": revision,
         # A replayed message that fails again keeps the history a replay carries over: when it
         # first failed, and the first message it was.

@@ -18,12 +18,12 @@ import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from hookpipe.errors import PayloadError
-from hookpipe.event import WebhookEvent
+from hookpipe.event import WebhookEvent, rfc3339
 from hookpipe.mapping import map_columns
 from hookpipe.payload import normalize
 from hookpipe.problems import BODY, Problem, clip, storable
@@ -114,13 +114,9 @@ def build_row(
     )
 
 
-def _rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _bigquery_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return _rfc3339(value)
+        return rfc3339(value)
     if isinstance(value, Decimal):
         return str(value)  # NUMERIC takes a string: no float rounding
     return value
@@ -133,8 +129,8 @@ def bigquery_row(row: EventRow, inserted_at: datetime) -> dict[str, Any]:
             "event_id": row.event_id,
             "source": row.source,
             "event_type": row.event_type,
-            "received_at": _rfc3339(row.received_at),
-            "inserted_at": _rfc3339(inserted_at),
+            "received_at": rfc3339(row.received_at),
+            "inserted_at": rfc3339(inserted_at),
             "content_type": row.content_type,
             "payload": row.payload_json,  # JSON columns take a JSON string in insertAll
             "pubsub_message_id": row.pubsub_message_id,

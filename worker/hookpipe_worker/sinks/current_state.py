@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from hookpipe.event import rfc3339
 from hookpipe.sources import CurrentStateSpec
 from psycopg import sql
 
@@ -78,12 +79,7 @@ def fold(spec: CurrentStateSpec, rows: Sequence[EventRow]) -> list[KeyState]:
 
 
 def _versions_json(state: KeyState) -> str:
-    return json.dumps(
-        {
-            c: [v.astimezone(UTC).isoformat(), event_id]
-            for c, (v, event_id) in state.versions.items()
-        }
-    )
+    return json.dumps({c: [rfc3339(v), event_id] for c, (v, event_id) in state.versions.items()})
 
 
 def upsert_statement(
