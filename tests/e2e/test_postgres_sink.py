@@ -1,5 +1,6 @@
 """The Postgres sink against the real PostgreSQL: one row's failure never holds back its
-batch-mates, and each failure is classed as the row's own (dead-letter) or passing (retry)."""
+batch-mates, each failure is classed as the row's own (dead-letter) or passing (retry), and a lost
+connection comes out of the adapter as an interruption the writer retries, never as psycopg's."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import psycopg
 import pytest
-from hookpipe_worker.errors import RowRejected, SinkUnavailable
+from hookpipe_worker.errors import RowRejected, SinkInterrupted, SinkUnavailable
 from hookpipe_worker.rows import EventRow
 from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
 
@@ -44,9 +44,8 @@ async def insert_and_commit(
     pool = create_pool(database_url, min_size=1, max_size=1, timeout=5)
     await pool.open()
     try:
-        sink = PostgresSink(pool)
-        async with pool.connection() as conn, conn.transaction():
-            inserted, failed = await sink.insert(conn, sorted(rows, key=lambda r: r.event_id))
+        async with PostgresSink(pool).transaction() as tx:
+            inserted, failed = await tx.insert(sorted(rows, key=lambda r: r.event_id))
         return inserted, dict(failed)
     finally:
         await pool.close()
@@ -81,21 +80,23 @@ def test_a_lost_connection_fails_the_whole_batch(stack: StackHandle) -> None:
     """Not a row's failure: nothing can be isolated on a dead connection, so the batch is
     retried as a whole (the writer answers 503 for every row)."""
 
+    rows = [row('{"ok": 1}'), row('{"ok": 2}')]
+
     async def insert_on_a_killed_connection() -> BaseException | None:
         pool = create_pool(stack.stack.postgres.url, min_size=1, max_size=1, timeout=5)
         await pool.open()
         try:
-            async with pool.connection() as conn:
-                stack.pg("SELECT pg_terminate_backend(%s)", [conn.info.backend_pid])
-                try:
-                    await PostgresSink(pool).insert(conn, [row('{"ok": 1}'), row('{"ok": 2}')])
-                except psycopg.OperationalError as exc:
-                    return exc
-                return None
+            async with PostgresSink(pool).transaction() as tx:
+                stack.pg("SELECT pg_terminate_backend(%s)", [tx.conn.info.backend_pid])
+                await tx.insert(rows)
+        except SinkUnavailable as exc:
+            return exc
         finally:
             await pool.close()
+        return None
 
-    assert isinstance(asyncio.run(insert_on_a_killed_connection()), psycopg.OperationalError)
+    assert isinstance(asyncio.run(insert_on_a_killed_connection()), SinkInterrupted)
+    assert stack.pg_events([r.event_id for r in rows]) == {}
 
 
 def test_a_row_psycopg_cannot_even_encode_fails_alone(stack: StackHandle) -> None:

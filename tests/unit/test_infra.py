@@ -205,9 +205,12 @@ def test_each_github_context_acts_as_one_account() -> None:
 
 # Where each Cloud Run resource's log lines are written.
 LOGGERS = {
-    "google_cloud_run_v2_service.worker": "worker/hookpipe_worker/app.py",
-    "google_cloud_run_v2_service.ingest": "ingest/hookpipe_ingest/app.py",
-    "google_cloud_run_v2_job.spool_drainer": "ingest/hookpipe_ingest/drain.py",
+    "google_cloud_run_v2_service.worker": [
+        "worker/hookpipe_worker/app.py",  # the request lines
+        "worker/hookpipe_worker/bootstrap.py",  # batches and their retries
+    ],
+    "google_cloud_run_v2_service.ingest": ["ingest/hookpipe_ingest/app.py"],
+    "google_cloud_run_v2_job.spool_drainer": ["ingest/hookpipe_ingest/drain.py"],
 }
 
 
@@ -218,7 +221,7 @@ def test_logs_based_metrics_read_events_the_services_write() -> None:
     assert len(metrics) >= 5
     for name, metric in metrics.items():
         [owner] = re.findall(r"\$\{(google_cloud_run_v2_\w+\.\w+)\.name\}", metric["filter"])
-        code = (REPO / LOGGERS[owner]).read_text()
+        code = "".join((REPO / path).read_text() for path in LOGGERS[owner])
         if "log_request(" in code:  # the canonical request line's own fields are written there
             code += (REPO / "shared/hookpipe/logging.py").read_text()
         events = re.findall(r'jsonPayload\.event=\\?"(\w+)', metric["filter"])

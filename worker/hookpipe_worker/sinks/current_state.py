@@ -13,8 +13,9 @@ those of the newest event applied. So:
 Each column's version is kept in ``column_versions`` (``{"status": [version, event_id]}``); a
 column missing there has never been set (the migration that added it backfilled older rows).
 
-:func:`fold` merges one batch per key in Python (pure); :func:`upsert_statement` builds the one
-``INSERT … ON CONFLICT DO UPDATE`` that merges the result with what is stored.
+:func:`fold` merges one batch per key in Python (pure); a :class:`CurrentStateTable`, built once
+per source at start-up, holds the one ``INSERT … ON CONFLICT DO UPDATE`` that merges the result
+with what is stored (it depends only on the source's configuration).
 """
 
 from __future__ import annotations
@@ -82,10 +83,35 @@ def _versions_json(state: KeyState) -> str:
     return json.dumps({c: [rfc3339(v), event_id] for c, (v, event_id) in state.versions.items()})
 
 
-def upsert_statement(
-    spec: CurrentStateSpec, types: Mapping[str, str], states: Sequence[KeyState]
-) -> tuple[sql.Composed, list[list[Any]]]:
-    """One INSERT … ON CONFLICT DO UPDATE merging ``states`` into the stored rows."""
+class CurrentStateTable:
+    """One source's current-state table: which rows are its, and its upsert statement."""
+
+    def __init__(self, source: str, spec: CurrentStateSpec, types: Mapping[str, str]) -> None:
+        """``types``: the source's column types (``string``, ``integer``, ...)."""
+        self.source = source
+        self.spec = spec
+        # Rendered once: it depends only on the configuration, not on the batch.
+        self.statement: bytes = upsert_statement(spec, types).as_bytes()
+
+    def fold(self, rows: Sequence[EventRow]) -> list[KeyState]:
+        """Per key, what this batch's rows from this source say (:func:`fold`)."""
+        return fold(self.spec, [r for r in rows if r.source == self.source])
+
+    def params(self, states: Sequence[KeyState]) -> list[list[Any]]:
+        """The statement's parameters for ``states``: one array per column."""
+        spec = self.spec
+        return [
+            [s.key for s in states],
+            *([s.values.get(c) for s in states] for c in spec.columns),
+            [s.version[0] for s in states],
+            [s.version[1] for s in states],
+            [_versions_json(s) for s in states],
+        ]
+
+
+def upsert_statement(spec: CurrentStateSpec, types: Mapping[str, str]) -> sql.Composed:
+    """One INSERT … ON CONFLICT DO UPDATE merging a batch's key states (one array parameter per
+    column, :meth:`CurrentStateTable.params`) into the stored rows."""
     schema, table = spec.table.split(".")
     t = sql.Identifier(schema, table)
     names = [spec.key, *spec.columns, spec.version, "event_id", "column_versions"]
@@ -95,13 +121,6 @@ def upsert_statement(
         "timestamptz",
         "text",
         "jsonb",
-    ]
-    params: list[list[Any]] = [
-        [s.key for s in states],
-        *([s.values.get(c) for s in states] for c in spec.columns),
-        [s.version[0] for s in states],
-        [s.version[1] for s in states],
-        [_versions_json(s) for s in states],
     ]
     version, event_id = sql.Identifier(spec.version), sql.Identifier("event_id")
     incoming = sql.SQL("(EXCLUDED.{v}, EXCLUDED.{e})").format(v=version, e=event_id)
@@ -144,7 +163,7 @@ def upsert_statement(
         sql.SQL("%s::{}[]").format(sql.SQL(pg)) if pg != "jsonb" else sql.SQL("%s::text[]::jsonb[]")
         for pg in pg_types  # types from a fixed table
     )
-    statement = sql.SQL(
+    return sql.SQL(
         "INSERT INTO {t} ({columns}) SELECT * FROM unnest({arrays}) "
         "ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = now() WHERE {any_newer}"
     ).format(
@@ -155,4 +174,3 @@ def upsert_statement(
         updates=sql.SQL(", ").join(updates),
         any_newer=any_newer,
     )
-    return statement, params

@@ -1,5 +1,10 @@
 """The Postgres (Supabase) sink: one statement per batch, inside the batch's transaction.
 
+This is the adapter behind the writer's :class:`~hookpipe_worker.writer.EventStore` port, and the
+only place psycopg's errors are translated: a lost or refused connection, a restart or a deadlock
+becomes :class:`SinkInterrupted` (the writer tries again at once), any other database error
+:class:`SinkUnavailable` (answered 503), a row's own bad value :class:`RowRejected`.
+
 Supavisor's transaction mode (Supabase's serverless pooler) allows no prepared statements and no
 session state, so the pool runs with ``prepare_threshold=None`` and each batch is exactly one
 transaction. Rows are inserted in event-id order: concurrent batches that lock the same keys in
@@ -8,16 +13,16 @@ opposite orders deadlock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import psycopg
-from hookpipe.sources import CurrentStateSpec
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from hookpipe_worker.errors import RowRejected, SinkUnavailable, WorkerError
+from hookpipe_worker.errors import RowRejected, SinkInterrupted, SinkUnavailable, WorkerError
 from hookpipe_worker.rows import EventRow
-from hookpipe_worker.sinks import current_state
+from hookpipe_worker.sinks.current_state import CurrentStateTable
 
 INSERT_EVENTS = """
 INSERT INTO hookpipe.events
@@ -38,6 +43,12 @@ DELETE_EVENTS = "DELETE FROM hookpipe.events WHERE event_id = ANY(%s::text[])"
 # makes the next checkout start a fresh attempt at once, so the gap between tries stays a few
 # seconds (`make bench-recovery`, docs/benchmarks.md).
 RECONNECT_TIMEOUT_SECONDS = 10.0
+
+# Failures worth trying again at once on a fresh connection: the connection was lost or refused,
+# the server is shutting down (class 57), a deadlock or serialization failure (class 40), no
+# connection free in time. Anything else (a missing table mid-deploy, a permission a deploy
+# forgot) goes straight back to Pub/Sub.
+INTERRUPTIONS = (psycopg.OperationalError, PoolTimeout)
 
 
 def is_row_error(exc: BaseException) -> bool:
@@ -76,10 +87,35 @@ class PostgresSink:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def insert(
-        self, conn: AsyncConnection, rows: Sequence[EventRow]
-    ) -> tuple[set[str], dict[str, WorkerError]]:
-        """Insert ``rows`` (sorted by id) in ``conn``'s open transaction.
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTransaction]:
+        """One transaction on a pooled connection, committed when the block ends without an
+        exception and rolled back otherwise; psycopg's errors come out translated."""
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                yield PostgresTransaction(conn)
+        except INTERRUPTIONS as exc:
+            raise interrupted(exc) from exc
+        except psycopg.Error as exc:
+            raise unavailable(exc) from exc
+
+    async def ready(self) -> bool:
+        try:
+            async with self.pool.connection(timeout=2.0) as conn:
+                await conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout):
+            return False
+        return True
+
+
+class PostgresTransaction:
+    """What the writer does inside one batch's transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def insert(self, rows: Sequence[EventRow]) -> tuple[set[str], dict[str, WorkerError]]:
+        """Insert ``rows`` (sorted by id).
 
         Returns the ids this call inserted (not those already present) and, per row that did not
         go in, why: :class:`RowRejected` for its values (dead-lettered), :class:`SinkUnavailable`
@@ -87,11 +123,12 @@ class PostgresSink:
         When the batch's statement fails, each row is tried alone under a savepoint, so one row's
         failure never holds back its batch-mates. Raises when the connection itself is lost.
         """
+        conn = self.conn
         # Any exception, not only psycopg's: a value psycopg cannot even encode raises
         # UnicodeEncodeError, and must fail its own row, not the batch.
         try:
             async with conn.transaction():
-                return await self._insert(conn, rows), {}
+                return await self._insert(rows), {}
         except Exception as exc:
             if conn.broken:
                 raise
@@ -102,15 +139,15 @@ class PostgresSink:
         for row in rows:
             try:
                 async with conn.transaction():
-                    inserted |= await self._insert(conn, [row])
+                    inserted |= await self._insert([row])
             except Exception as exc:
                 if conn.broken:
                     raise
                 failed[row.event_id] = _row_failure(exc)
         return inserted, failed
 
-    async def _insert(self, conn: AsyncConnection, rows: Sequence[EventRow]) -> set[str]:
-        async with conn.cursor() as cur:
+    async def _insert(self, rows: Sequence[EventRow]) -> set[str]:
+        async with self.conn.cursor() as cur:
             await cur.execute(
                 INSERT_EVENTS,
                 (
@@ -128,32 +165,18 @@ class PostgresSink:
             return {str(record[0]) for record in await cur.fetchall()}
 
     async def upsert_current_state(
-        self,
-        conn: AsyncConnection,
-        spec: CurrentStateSpec,
-        types: Mapping[str, str],
-        rows: Sequence[EventRow],
+        self, table: CurrentStateTable, rows: Sequence[EventRow]
     ) -> None:
-        """Fold ``rows`` into ``spec``'s table (:mod:`hookpipe_worker.sinks.current_state`)."""
-        states = current_state.fold(spec, rows)
-        if not states:
-            return
-        statement, params = current_state.upsert_statement(spec, types, states)
-        async with conn.cursor() as cur:
-            await cur.execute(statement, params)
+        """Fold ``rows`` into ``table`` (:mod:`hookpipe_worker.sinks.current_state`)."""
+        states = table.fold(rows)
+        if states:
+            async with self.conn.cursor() as cur:
+                await cur.execute(table.statement, table.params(states))
 
-    async def delete(self, conn: AsyncConnection, event_ids: Sequence[str]) -> None:
+    async def delete(self, event_ids: Sequence[str]) -> None:
         """Take back rows this transaction inserted whose BigQuery write was refused."""
-        async with conn.cursor() as cur:
+        async with self.conn.cursor() as cur:
             await cur.execute(DELETE_EVENTS, (list(event_ids),))
-
-    async def ready(self) -> bool:
-        try:
-            async with self.pool.connection(timeout=2.0) as conn:
-                await conn.execute("SELECT 1")
-        except (psycopg.Error, PoolTimeout):
-            return False
-        return True
 
 
 def _row_failure(exc: Exception) -> WorkerError:
@@ -172,9 +195,15 @@ def _describe(exc: Exception) -> str:
     return f"{first_line}{state}"
 
 
-def unavailable(exc: BaseException) -> SinkUnavailable:
+def _message(exc: BaseException) -> str:
     if isinstance(exc, PoolTimeout):
-        return SinkUnavailable("postgres: no connection available in time (pool timeout)")
-    return SinkUnavailable(
-        f"postgres: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    )
+        return "postgres: no connection available in time (pool timeout)"
+    return f"postgres: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def unavailable(exc: BaseException) -> SinkUnavailable:
+    return SinkUnavailable(_message(exc))
+
+
+def interrupted(exc: BaseException) -> SinkInterrupted:
+    return SinkInterrupted(_message(exc))

@@ -1,0 +1,291 @@
+"""The two-sink commit (``hookpipe_worker.writer.BatchWriter``) with tiny fakes for its ports: an
+event store with real transaction semantics (staged, then committed or rolled back) and a row log
+that keeps every insert, duplicates included, as BigQuery's insertAll does. The same writer runs
+against the real PostgreSQL and BigQuery emulator in tests/e2e/test_batch_retry.py and the fault
+suite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hookpipe.sources import SourceConfig, load_source_configs
+from hookpipe_worker.errors import RowRejected, SinkInterrupted, SinkUnavailable, WorkerError
+from hookpipe_worker.rows import EventRow
+from hookpipe_worker.sinks.current_state import CurrentStateTable
+from hookpipe_worker.writer import FIRST_RETRY_DELAY, BatchWriter
+
+SOURCES = load_source_configs(Path(__file__).resolve().parents[2] / "infra/sources.toml")
+T0 = datetime(2026, 11, 30, 9, tzinfo=UTC)
+
+
+def lead(event_id: str, *, lead_id: str = "L1", status: str = "NEW") -> EventRow:
+    return EventRow(
+        event_id=event_id,
+        source="leadprosper",
+        event_type="com.leadprosper.campaign_trigger",
+        received_at=T0,
+        content_type="application/json",
+        payload_json="{}",
+        pubsub_message_id=None,
+        columns={"lead_id": lead_id, "status": status, "event_time": T0},
+    )
+
+
+@dataclass
+class FakeStore:
+    """The event store (Postgres): a transaction stages its writes; they become visible only when
+    its block ends without an exception."""
+
+    events: dict[str, EventRow] = field(default_factory=dict)
+    current_state: dict[str, list[str]] = field(default_factory=dict)  # key -> event ids folded
+    refuse: set[str] = field(default_factory=set)  # ids whose values the store refuses
+    interruptions: int = 0  # transactions that fail to start (a refused connection)
+    failed_commits: int = 0  # transactions whose commit is lost with the connection
+    broken: SinkUnavailable | None = None  # a failure waiting cannot fix
+    transactions: int = 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[FakeTransaction]:
+        self.transactions += 1
+        if self.broken is not None:
+            raise self.broken
+        if self.interruptions:
+            self.interruptions -= 1
+            raise SinkInterrupted("postgres: OperationalError: connection refused")
+        tx = FakeTransaction(self)
+        yield tx  # an exception from the block propagates: nothing staged is kept
+        if self.failed_commits:
+            self.failed_commits -= 1
+            raise SinkInterrupted("postgres: OperationalError: server closed the connection")
+        self.events.update(tx.staged)
+        for key, ids in tx.state.items():
+            self.current_state.setdefault(key, []).extend(ids)
+
+
+@dataclass
+class FakeTransaction:
+    store: FakeStore
+    staged: dict[str, EventRow] = field(default_factory=dict)
+    state: dict[str, list[str]] = field(default_factory=dict)
+
+    async def insert(self, rows: Sequence[EventRow]) -> tuple[set[str], dict[str, WorkerError]]:
+        failed: dict[str, WorkerError] = {
+            r.event_id: RowRejected("postgres", "check constraint")
+            for r in rows
+            if r.event_id in self.store.refuse
+        }
+        new = [r for r in rows if r.event_id not in failed and r.event_id not in self.store.events]
+        self.staged.update({r.event_id: r for r in new})
+        return {r.event_id for r in new}, failed
+
+    async def delete(self, event_ids: Sequence[str]) -> None:
+        for event_id in event_ids:
+            del self.staged[event_id]
+
+    async def upsert_current_state(
+        self, table: CurrentStateTable, rows: Sequence[EventRow]
+    ) -> None:
+        for row in rows:
+            if row.source == table.source:
+                self.state.setdefault(row.columns[table.spec.key], []).append(row.event_id)
+
+
+@dataclass
+class FakeRowLog:
+    """The row log (BigQuery insertAll): every insert is kept, with its row id."""
+
+    inserts: list[str] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+    down: bool = False
+
+    async def insert(self, rows: Sequence[EventRow]) -> dict[str, RowRejected]:
+        if self.down:
+            raise SinkUnavailable("bigquery: ServiceUnavailable: 503")
+        self.inserts.extend(r.event_id for r in rows if r.event_id not in self.refuse)
+        return {
+            r.event_id: RowRejected("bigquery", "payload: invalid")
+            for r in rows
+            if r.event_id in self.refuse
+        }
+
+
+@dataclass
+class FakeClock:
+    """Time that passes only when the writer sleeps."""
+
+    now: float = 0.0
+    slept: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def writer_for(
+    store: FakeStore,
+    row_log: FakeRowLog,
+    *,
+    retry_seconds: float = 10.0,
+    sources: Mapping[str, SourceConfig] = SOURCES,
+) -> tuple[BatchWriter, FakeClock, list[tuple[int, str]]]:
+    clock = FakeClock()
+    retries: list[tuple[int, str]] = []
+    writer = BatchWriter(
+        store,
+        row_log,
+        sources,
+        retry_seconds=retry_seconds,
+        on_retry=lambda attempt, exc, _: retries.append((attempt, type(exc).__name__)),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    return writer, clock, retries
+
+
+def test_a_batch_lands_in_both_sinks_and_moves_current_state() -> None:
+    store, row_log = FakeStore(), FakeRowLog()
+    writer, _, _ = writer_for(store, row_log)
+    rows = [lead("b", lead_id="L2"), lead("a")]
+
+    assert asyncio.run(writer.commit(rows)) == {"a": None, "b": None}
+    assert set(store.events) == set(row_log.inserts) == {"a", "b"}
+    assert store.current_state == {"L1": ["a"], "L2": ["b"]}
+
+
+def test_a_row_the_store_refuses_fails_alone_and_never_reaches_the_row_log() -> None:
+    store, row_log = FakeStore(refuse={"bad"}), FakeRowLog()
+    writer, _, _ = writer_for(store, row_log)
+
+    result = asyncio.run(writer.commit([lead("good"), lead("bad", lead_id="L9")]))
+
+    assert result["good"] is None
+    assert isinstance(result["bad"], RowRejected)
+    assert result["bad"].sink == "postgres"
+    assert row_log.inserts == ["good"]
+    assert set(store.events) == {"good"}
+    assert "L9" not in store.current_state
+
+
+def test_a_row_the_row_log_refuses_is_taken_back_from_the_store() -> None:
+    store, row_log = FakeStore(), FakeRowLog(refuse={"bad"})
+    writer, _, _ = writer_for(store, row_log)
+
+    result = asyncio.run(writer.commit([lead("good"), lead("bad", lead_id="L9")]))
+
+    assert result["good"] is None
+    assert isinstance(result["bad"], RowRejected)
+    assert result["bad"].sink == "bigquery"
+    assert set(store.events) == {"good"}  # in neither sink: it is dead-lettered instead
+    assert "L9" not in store.current_state
+
+
+def test_a_row_already_in_the_store_is_not_taken_back_when_the_row_log_refuses_it() -> None:
+    """A redelivered event the store already holds (from an earlier, committed batch) must not be
+    deleted by this batch: only rows this transaction inserted are taken back."""
+    store, row_log = FakeStore(), FakeRowLog()
+    writer, _, _ = writer_for(store, row_log)
+    asyncio.run(writer.commit([lead("a")]))
+    row_log.refuse = {"a"}
+
+    asyncio.run(writer.commit([lead("a")]))
+
+    assert set(store.events) == {"a"}
+
+
+def test_the_row_log_down_rolls_the_store_back_and_fails_the_batch_at_once() -> None:
+    store, row_log = FakeStore(), FakeRowLog(down=True)
+    writer, _, retries = writer_for(store, row_log)
+
+    with pytest.raises(SinkUnavailable, match="bigquery"):
+        asyncio.run(writer.commit([lead("a"), lead("b")]))
+
+    assert store.events == {}
+    assert store.current_state == {}
+    assert retries == []  # Pub/Sub redelivers: waiting here would not help
+
+
+def test_an_interrupted_store_is_tried_again_with_backoff() -> None:
+    store, row_log = FakeStore(interruptions=2), FakeRowLog()
+    writer, clock, retries = writer_for(store, row_log)
+
+    assert asyncio.run(writer.commit([lead("a")])) == {"a": None}
+
+    assert retries == [(1, "SinkInterrupted"), (2, "SinkInterrupted")]
+    assert clock.slept == [FIRST_RETRY_DELAY, FIRST_RETRY_DELAY * 2]
+    assert set(store.events) == {"a"}
+
+
+def test_an_interruption_outlasting_the_budget_fails_the_batch() -> None:
+    store, row_log = FakeStore(interruptions=1000), FakeRowLog()
+    writer, clock, retries = writer_for(store, row_log, retry_seconds=3.0)
+
+    with pytest.raises(SinkInterrupted):
+        asyncio.run(writer.commit([lead("a")]))
+
+    assert clock.slept == sorted(clock.slept)  # backing off, not hammering
+    assert sum(clock.slept) <= 3.0  # no attempt starts after the budget
+    assert len(retries) == len(clock.slept) == store.transactions - 1
+    assert store.events == {}
+
+
+def test_a_lost_commit_is_tried_again_and_the_row_log_absorbs_the_repeat() -> None:
+    """The commit fails after the row log took the rows: the retry writes them to the row log a
+    second time under the same row ids (BigQuery's dedup and the events view absorb it), and the
+    store holds each once."""
+    store, row_log = FakeStore(failed_commits=1), FakeRowLog()
+    writer, _, retries = writer_for(store, row_log)
+
+    assert asyncio.run(writer.commit([lead("a"), lead("b")])) == {"a": None, "b": None}
+
+    assert retries == [(1, "SinkInterrupted")]
+    assert sorted(row_log.inserts) == ["a", "a", "b", "b"]
+    assert set(store.events) == {"a", "b"}
+    assert store.current_state == {"L1": ["a", "b"]}  # folded once, by the commit that held
+
+
+def test_a_failure_waiting_cannot_fix_is_not_retried() -> None:
+    store = FakeStore(broken=SinkUnavailable("postgres: InsufficientPrivilege: permission denied"))
+    writer, _, retries = writer_for(store, FakeRowLog())
+
+    with pytest.raises(SinkUnavailable, match="InsufficientPrivilege"):
+        asyncio.run(writer.commit([lead("a")]))
+    assert retries == []
+    assert store.transactions == 1
+
+
+def test_a_redelivered_duplicate_in_one_batch_is_written_once() -> None:
+    store, row_log = FakeStore(), FakeRowLog()
+    writer, _, _ = writer_for(store, row_log)
+
+    assert asyncio.run(writer.commit([lead("a"), lead("a"), lead("b")])) == {"a": None, "b": None}
+    assert sorted(row_log.inserts) == ["a", "b"]
+
+
+def test_only_sources_with_a_current_state_table_are_folded() -> None:
+    sources = {
+        **SOURCES,
+        "no-state": SOURCES["leadprosper"].model_copy(update={"current_state": None}),
+    }
+    other = EventRow(
+        event_id="x",
+        source="no-state",
+        event_type="t",
+        received_at=T0,
+        content_type="application/json",
+        payload_json="{}",
+        pubsub_message_id=None,
+    )
+    store, row_log = FakeStore(), FakeRowLog()
+    writer, _, _ = writer_for(store, row_log, sources=sources)
+
+    assert asyncio.run(writer.commit([other, lead("a")])) == {"a": None, "x": None}
+    assert store.current_state == {"L1": ["a"]}

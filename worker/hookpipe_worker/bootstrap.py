@@ -1,0 +1,146 @@
+"""The worker's wiring: its adapters, the group-commit batcher and the use case, built together.
+
+``create_app`` (``hookpipe_worker.app``) calls :func:`default_adapters` and :func:`start` once per
+process. They run inside the serving process, on its event loop, on the first request: the server
+imports the app before it forks, and neither gRPC channels nor a connection pool may cross a fork.
+Tests pass their own :class:`Adapters` (tiny fakes, or the real local services).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from hookpipe.batching import BatchPolicy, MicroBatcher
+from hookpipe.bigquery import bigquery_client
+from hookpipe.logging import log_event
+from hookpipe.sources import SourceConfig
+
+from hookpipe_worker.archive import ArchiveSink, DeadLetterArchive
+from hookpipe_worker.dead_letter_topic import DeadLetterSink, PubSubDeadLetters
+from hookpipe_worker.errors import Overloaded, ShuttingDown, WorkerError, error_class
+from hookpipe_worker.process import Processor
+from hookpipe_worker.rows import EventRow
+from hookpipe_worker.settings import WorkerSettings
+from hookpipe_worker.sinks.bigquery import BigQuerySink
+from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
+from hookpipe_worker.writer import BatchWriter, RowWriter
+
+logger = logging.getLogger("hookpipe.worker")
+
+
+@dataclass
+class Adapters:
+    """The worker's I/O, created once per process."""
+
+    writer: RowWriter
+    dead_letters: DeadLetterSink
+    open: Callable[[], Awaitable[None]]
+    ready: Callable[[], Awaitable[bool]]
+    archive: ArchiveSink
+
+
+@dataclass
+class Runtime:
+    """What the worker serves with, once started."""
+
+    adapters: Adapters
+    batcher: MicroBatcher[EventRow, None]
+    processor: Processor
+
+
+async def start(
+    settings: WorkerSettings, sources: Mapping[str, SourceConfig], adapters: Adapters
+) -> Runtime:
+    """Open ``adapters`` and build the batcher and the use case on them (on the running loop)."""
+    await adapters.open()
+    batcher = group_commit(settings, adapters.writer)
+    processor = Processor(
+        sources,
+        commit=batcher.submit,
+        dead_letters=adapters.dead_letters,
+        archive=adapters.archive,
+    )
+    return Runtime(adapters, batcher, processor)
+
+
+def group_commit(settings: WorkerSettings, writer: RowWriter) -> MicroBatcher[EventRow, None]:
+    """Concurrent pushes' rows, coalesced into one ``writer.commit`` per batch."""
+
+    async def commit(rows: Sequence[EventRow]) -> list[WorkerError | None]:
+        results = await writer.commit(rows)
+        return [results[row.event_id] for row in rows]
+
+    def log_batch(rows: int, seconds: float) -> None:
+        log_event(
+            logger,
+            logging.INFO,
+            f"batch of {rows} committed in {seconds * 1000:.1f} ms",
+            project_id=settings.project_id,
+            fields={"event": "batch", "batch_rows": rows, "batch_ms": round(seconds * 1000, 3)},
+        )
+
+    policy = BatchPolicy(
+        max_items=settings.batch_max_rows,
+        max_bytes=settings.batch_max_bytes,
+        max_delay=settings.batch_max_delay_ms / 1000,
+        max_concurrent=settings.batch_max_concurrent,
+        max_queued=settings.batch_max_queued,
+    )
+    return MicroBatcher(
+        commit,
+        policy,
+        size=lambda row: row.size,
+        overloaded=lambda queued: Overloaded(f"{queued} rows already queued"),
+        closed=lambda: ShuttingDown("instance is shutting down"),
+        on_batch=log_batch,
+    )
+
+
+def default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfig]) -> Adapters:
+    """The production adapters: a Postgres pool, a BigQuery client, the dead-letter publisher."""
+    pool = create_pool(
+        settings.database_url.get_secret_value(),
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        timeout=settings.pool_timeout_seconds,
+        sslmode=settings.database_sslmode,
+        sslrootcert=str(settings.database_sslrootcert) if settings.database_sslrootcert else None,
+    )
+    bq_client = bigquery_client(settings.project_id, settings.bigquery_endpoint)
+    postgres = PostgresSink(pool)
+    bq = BigQuerySink(bq_client, settings.bigquery_table_id, settings.bigquery_timeout_seconds)
+    dead_letters = PubSubDeadLetters(
+        settings.project_id,
+        settings.dead_letter_topic,
+        settings.revision,
+        settings.dead_letter_timeout_seconds,
+    )
+
+    async def open_() -> None:
+        # Does not wait for min_size connections: a Postgres outage must not stop the worker
+        # from answering (503) and dead-lettering.
+        await pool.open(wait=False)
+
+    def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
+        log_event(
+            logger,
+            logging.WARNING,
+            f"batch attempt {attempt} failed, trying again in {delay:g} s",
+            project_id=settings.project_id,
+            fields={
+                "event": "batch_retry",
+                "attempt": attempt,
+                "reason": f"{error_class(exc)}: {exc}",
+                "retry_in_seconds": delay,
+            },
+        )
+
+    writer = BatchWriter(
+        postgres, bq, sources, retry_seconds=settings.postgres_retry_seconds, on_retry=on_retry
+    )
+    archive = DeadLetterArchive(
+        pool, bq_client, settings.bigquery_dead_letters_table_id, settings.bigquery_timeout_seconds
+    )
+    return Adapters(writer, dead_letters, open_, postgres.ready, archive)
