@@ -21,7 +21,7 @@ from google.cloud.bigquery_storage_v1.services.big_query_write.transports import
 )
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from hookpipe.bigquery import bigquery_client
-from hookpipe_devstack.services import BigQueryEmulator
+from hookpipe_devstack.emulators import BigQueryEmulator
 
 Row = tuple[str, str, int]
 

@@ -20,8 +20,10 @@ from pathlib import Path
 import httpx
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from hookpipe.event import WebhookEvent, event_id, to_message
+from hookpipe_devstack import REPO
+from hookpipe_devstack.emulators import PubSubEmulator
 from hookpipe_devstack.processes import ManagedProcess, free_port
-from hookpipe_devstack.services import REPO, PubSubEmulator, PythonService
+from hookpipe_devstack.services import PythonService
 
 from benchmarks.loadgen import build_request, cores, pss_mb, rss_mb, run_load
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import psycopg
-from hookpipe_devstack.services import Postgres
+from hookpipe_devstack.postgres import Postgres
 from hookpipe_worker.sinks.postgres import RECONNECT_TIMEOUT_SECONDS, create_pool
 from psycopg_pool import PoolTimeout
 

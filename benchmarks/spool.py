@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+from hookpipe_devstack.emulators import PubSubEmulator, StorageEmulator
 from hookpipe_devstack.processes import ManagedProcess
-from hookpipe_devstack.services import PubSubEmulator, PythonService, StorageEmulator
+from hookpipe_devstack.services import PythonService
 from hookpipe_ingest.drain import drain
 from hookpipe_ingest.spool import GcsSpool
 

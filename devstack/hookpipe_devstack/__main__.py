@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from hookpipe_devstack import REPO
+from hookpipe_devstack.emulators import create_bucket
 from hookpipe_devstack.prereqs import MissingPrerequisite
 from hookpipe_devstack.processes import StackError
-from hookpipe_devstack.services import REPO, create_bucket
 from hookpipe_devstack.stack import Stack, prepare
 
 SAMPLE = {

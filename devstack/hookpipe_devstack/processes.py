@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 
 class StackError(RuntimeError):
     """A service did not start or did not become ready."""
@@ -115,3 +117,10 @@ class ManagedProcess:
         # Children that outlived the leader (a forked server worker) go too.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def http_ok(url: str, expect: int = 200) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == expect
+    except httpx.HTTPError:
+        return False

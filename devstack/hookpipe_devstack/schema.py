@@ -11,7 +11,7 @@ import psycopg
 from google.api_core.exceptions import Conflict
 from google.cloud import bigquery
 
-from hookpipe_devstack.services import REPO
+from hookpipe_devstack import REPO
 
 BIGQUERY_DIR = REPO / "infra/bigquery"
 MIGRATIONS_DIR = REPO / "infra/supabase/migrations"

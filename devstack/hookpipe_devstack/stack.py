@@ -15,16 +15,12 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from hookpipe.bigquery import bigquery_client
 from hookpipe_ops.topology import ensure_topology, load_topology
 
+from hookpipe_devstack import REPO
+from hookpipe_devstack.emulators import BigQueryEmulator, PubSubEmulator, StorageEmulator
+from hookpipe_devstack.postgres import Postgres
 from hookpipe_devstack.processes import ManagedProcess
 from hookpipe_devstack.schema import apply_bigquery, apply_migrations
-from hookpipe_devstack.services import (
-    REPO,
-    BigQueryEmulator,
-    Postgres,
-    PubSubEmulator,
-    PythonService,
-    StorageEmulator,
-)
+from hookpipe_devstack.services import PythonService
 
 DEFAULT_PROJECT = "hookpipe-local"
 

@@ -1,9 +1,11 @@
-"""Dead letters as operators select and replay them: filters, times given on the command line,
-replay attributes. Pure; the attributes themselves are the contract in :mod:`hookpipe.deadletters`.
+"""Dead letters as operators select, count and replay them: filters, times given on the command
+line, stats, replay attributes. Pure; the attributes themselves are the contract in
+:mod:`hookpipe.deadletters`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -101,7 +103,38 @@ def replay_attributes(letter: DeadLetter, now: datetime) -> dict[str, str]:
         and k not in (REPLAY_COUNT, REPLAYED_AT, ORIGINAL_MESSAGE_ID)
     }
     previous = letter.attributes.get(REPLAY_COUNT, "0")
-    attributes[REPLAY_COUNT] = str(int(previous) + 1 if previous.isdigit() else 1)
+    # isdigit() alone takes '²', which int() refuses.
+    count = int(previous) + 1 if previous.isascii() and previous.isdigit() else 1
+    attributes[REPLAY_COUNT] = str(count)
     attributes[ORIGINAL_MESSAGE_ID] = letter.attributes.get(ORIGINAL_MESSAGE_ID, letter.message_id)
     attributes[REPLAYED_AT] = timestamp(now)
     return attributes
+
+
+AGE_BUCKETS = ((3600, "< 1h"), (86400, "< 1d"), (7 * 86400, "< 7d"))
+
+
+def age_bucket(seconds: float) -> str:
+    return next((name for limit, name in AGE_BUCKETS if seconds < limit), "≥ 7d")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What ``hookpipe dlq stats`` reports of the live dead letters."""
+
+    total: int
+    oldest_age_seconds: float | None
+    by: dict[str, dict[str, int]]  # "reason", "source", "age" -> value -> count, largest first
+
+
+def stats(letters: Sequence[DeadLetter], now: datetime) -> Stats:
+    ages = [letter.age(now).total_seconds() for letter in letters]
+    return Stats(
+        total=len(letters),
+        oldest_age_seconds=max(ages, default=None),
+        by={
+            "reason": dict(Counter(letter.reason for letter in letters).most_common()),
+            "source": dict(Counter(letter.source for letter in letters).most_common()),
+            "age": dict(Counter(age_bucket(a) for a in ages).most_common()),
+        },
+    )

@@ -7,8 +7,8 @@ import io
 from datetime import UTC, datetime
 
 from hookpipe.deadletters import DeadLetter
-from hookpipe_ops.cli.commands.dlq import peek_table
 from hookpipe_ops.cli.common import safe
+from hookpipe_ops.cli.tables import peek_table
 from rich.console import Console
 
 HOSTILE = DeadLetter(

@@ -3,10 +3,10 @@ the last failure's reason or Pub/Sub's forwarding attributes. Pure."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hookpipe.deadletters import DeadLetter
-from hookpipe_ops.deadletters import replay_attributes, replayed_since
+from hookpipe_ops.deadletters import Stats, replay_attributes, replayed_since, stats
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 CLOUDEVENT = {
@@ -88,3 +88,36 @@ def test_a_replay_run_recognises_what_it_replayed_itself() -> None:
     assert not replayed_since(earlier_run, started)
     assert not replayed_since(never_replayed, started)
     assert not replayed_since(garbled, started)
+
+
+def test_a_replay_count_that_is_not_a_plain_number_starts_again_at_one() -> None:
+    """'²' passes str.isdigit() but not int(): it must not stop a replay."""
+    for count in ("²", "x", "-1"):
+        attributes = replay_attributes(letter("m-1", **{"hookpipe-replay-count": count}), NOW)
+        assert attributes["hookpipe-replay-count"] == "1"
+
+
+def test_stats_count_by_reason_source_and_age_largest_first() -> None:
+    def published(message_id: str, hours: float, reason: str, source: str) -> DeadLetter:
+        return DeadLetter(
+            message_id,
+            NOW - timedelta(hours=hours),
+            b"{}",
+            {"hookpipe-error-class": reason, "ce-source": f"/sources/{source}"},
+        )
+
+    found = stats(
+        [
+            published("a", 0.5, "RowRejected", "leadprosper"),
+            published("b", 2, "EnvelopeError", "leadprosper"),
+            published("c", 30, "RowRejected", "other"),
+            published("d", 200, "RowRejected", "leadprosper"),
+        ],
+        NOW,
+    )
+    assert found.total == 4
+    assert found.oldest_age_seconds == 200 * 3600
+    assert found.by["reason"] == {"RowRejected": 3, "EnvelopeError": 1}
+    assert list(found.by["source"].items()) == [("leadprosper", 3), ("other", 1)]
+    assert found.by["age"] == {"< 1h": 1, "< 1d": 1, "< 7d": 1, "≥ 7d": 1}
+    assert stats([], NOW) == Stats(0, None, {"reason": {}, "source": {}, "age": {}})

@@ -13,7 +13,9 @@ from typing import Any
 from google.cloud.pubsub_v1 import SubscriberClient
 from google.protobuf import duration_pb2, field_mask_pb2
 from google.pubsub_v1 import Subscription
+from pydantic import ValidationError
 
+from hookpipe_ops.errors import TopologyError, UsageError
 from hookpipe_ops.topology import SubscriptionSpec, Topology
 
 # CLI field name -> (update-mask path, how to read it from a live Subscription)
@@ -152,3 +154,45 @@ def check_topology(topology: Topology) -> list[str]:
                 "may still commit, causing duplicate deliveries"
             )
     return warnings
+
+
+def parse_value(field: str, value: str) -> Any:
+    """A value given on the command line for ``field``, as the live settings hold it."""
+    if field in (
+        "push_endpoint",
+        "push_oidc_service_account",
+        "push_oidc_audience",
+        "dead_letter_policy.topic",
+    ):
+        return value
+    if field == "enable_exactly_once_delivery":
+        if value.lower() not in ("true", "false"):
+            raise UsageError(f"{field}: expected true or false, got {value!r}")
+        return value.lower() == "true"
+    # isdigit() alone takes '²', which int() refuses.
+    if not (value.isascii() and value.isdigit()):
+        raise UsageError(f"{field}: expected a whole number of seconds or attempts, got {value!r}")
+    return int(value)
+
+
+def validate(spec: SubscriptionSpec, settings: Mapping[str, Any]) -> None:
+    """Validate a live change with the same rules as the file, naming the field and range."""
+    raw = spec.model_dump(by_alias=True)
+    raw["ack_deadline_seconds"] = settings["ack_deadline_seconds"]
+    raw["message_retention_seconds"] = settings["message_retention_seconds"]
+    if settings.get("retry_policy.minimum_backoff_seconds") is not None:
+        raw["retry_policy"] = {
+            "minimum_backoff_seconds": settings["retry_policy.minimum_backoff_seconds"],
+            "maximum_backoff_seconds": settings["retry_policy.maximum_backoff_seconds"],
+        }
+    if settings.get("dead_letter_policy.topic") is not None:
+        raw["dead_letter_policy"] = {
+            "topic": settings["dead_letter_policy.topic"],
+            "max_delivery_attempts": settings["dead_letter_policy.max_delivery_attempts"],
+        }
+    try:
+        type(spec).model_validate(raw)
+    except ValidationError as exc:
+        raise TopologyError(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        ) from None

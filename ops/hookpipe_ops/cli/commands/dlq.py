@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from hookpipe.deadletters import DeadLetter
-from rich.table import Table
 
 from hookpipe_ops.cli import archive, dlq
 from hookpipe_ops.cli.common import (
@@ -31,7 +29,8 @@ from hookpipe_ops.cli.common import (
     safe,
     topology_of,
 )
-from hookpipe_ops.deadletters import Filters
+from hookpipe_ops.cli.tables import counts_table, peek_table
+from hookpipe_ops.deadletters import Filters, stats
 from hookpipe_ops.errors import UsageError
 from hookpipe_ops.topology import Topology
 
@@ -45,43 +44,29 @@ EXAMPLES = {
 def _dead_letters(args: argparse.Namespace) -> list[DeadLetter]:
     """The dead letters the filters select; looked at, then released."""
     topology = topology_of(args)
-    subscriber = SubscriberClient()
-    try:
+    with SubscriberClient() as subscriber:
         return dlq.collect(
             subscriber, dlq_subscription(args, topology), filters_of(args), args.scan_limit
         )
-    finally:
-        subscriber.close()
 
 
 def dlq_stats(args: argparse.Namespace) -> int:
-    letters = _dead_letters(args)
-    now = datetime.now(UTC)
-    ages = [letter.age(now).total_seconds() for letter in letters]
-    buckets = Counter(
-        "< 1h" if a < 3600 else "< 1d" if a < 86400 else "< 7d" if a < 7 * 86400 else "≥ 7d"
-        for a in ages
-    )
-    groups: dict[str, dict[str, int]] = {
-        "reason": dict(Counter(letter.reason for letter in letters).most_common()),
-        "source": dict(Counter(letter.source for letter in letters).most_common()),
-        "age": dict(buckets),
-    }
+    found = stats(_dead_letters(args), datetime.now(UTC))
     conn = archive_connection(args)
     archived: dict[str, Any] | None = None
     if conn is not None:
         with conn:
             archived = archive.counts(conn)
     data = {
-        "total": len(letters),
-        "oldest_age_seconds": max(ages, default=None),
-        **{f"by_{name}": counts for name, counts in groups.items()},
+        "total": found.total,
+        "oldest_age_seconds": found.oldest_age_seconds,
+        **{f"by_{name}": counts for name, counts in found.by.items()},
         "archive": archived,
     }
 
     def render() -> None:
-        oldest = age(max(ages)) if ages else "—"
-        out.print(f"[bold]{len(letters)}[/] dead letters · oldest {oldest}")
+        oldest = age(found.oldest_age_seconds) if found.oldest_age_seconds is not None else "—"
+        out.print(f"[bold]{found.total}[/] dead letters · oldest {oldest}")
         if archived is None:
             out.print("archive: not read (give --database-url or set HOOKPIPE_DATABASE_URL)")
         else:
@@ -90,33 +75,11 @@ def dlq_stats(args: argparse.Namespace) -> int:
                 f"{archived['not_replayed']} not replayed; by reason: "
                 + ", ".join(f"{safe(k)} {v}" for k, v in archived["by_reason"].items())
             )
-        for title, counts in groups.items():
-            table = Table(title=f"by {title}")
-            table.add_column(title)
-            table.add_column("messages", justify="right")
-            for key, count in counts.items():
-                table.add_row(safe(key), str(count))
-            out.print(table)
+        for title, counts in found.by.items():
+            out.print(counts_table(title, counts))
 
     emit(args, data, render)
     return EXIT_OK
-
-
-def peek_table(letters: Sequence[DeadLetter], width: int) -> Table:
-    """Dead letters as a table; everything the sender controls is shown through :func:`safe`."""
-    table = Table(title=f"{len(letters)} dead letters (released, not consumed)")
-    for column in ("message id", "published", "reason", "source", "event id", "payload"):
-        table.add_column(column, overflow="fold")
-    for letter in letters:
-        table.add_row(
-            safe(letter.message_id),
-            letter.publish_time.isoformat(timespec="seconds"),
-            f"{safe(letter.reason)}\n[dim]{safe(letter.message)}[/]",
-            safe(letter.source),
-            safe(letter.attributes.get("ce-id", "")),
-            safe(letter.payload_preview(width)),
-        )
-    return table
 
 
 def dlq_peek(args: argparse.Namespace) -> int:
@@ -147,12 +110,9 @@ def dlq_replay(args: argparse.Namespace) -> int:
         raise UsageError("replay needs a filter, or --all to replay every dead letter")
     if args.from_archive:
         return _replay_from_archive(args, topology, filters)
-    subscriber, publisher = SubscriberClient(), PublisherClient()
-    topic = publisher.topic_path(project_id(args), args.topic or topology.events_topic)
-
-    progress = _progress_printer(args)
-
-    try:
+    topic = PublisherClient.topic_path(project_id(args), args.topic or topology.events_topic)
+    # Each message is acked only once its republish is confirmed: nothing is left to flush.
+    with SubscriberClient() as subscriber, PublisherClient() as publisher:
         summary = dlq.replay(
             subscriber,
             publisher,
@@ -163,11 +123,8 @@ def dlq_replay(args: argparse.Namespace) -> int:
             rate=args.rate,
             dry_run=args.dry_run,
             scan_limit=args.scan_limit,
-            on_progress=progress,
+            on_progress=_progress_printer(args),
         )
-    finally:
-        subscriber.close()
-        publisher.stop()
     data = {
         "dry_run": args.dry_run,
         "scanned": summary.scanned,
@@ -199,26 +156,20 @@ def _replay_from_archive(args: argparse.Namespace, topology: Topology, filters: 
     conn = archive_connection(args)
     if conn is None:
         raise UsageError("--from-archive needs --database-url or HOOKPIPE_DATABASE_URL")
-    publisher = PublisherClient()
-    topic = publisher.topic_path(project_id(args), args.topic or topology.events_topic)
-
-    progress = _progress_printer(args)
-
-    try:
-        with conn:
-            letters = archive.archived(conn, filters, include_replayed=args.include_replayed)
-            summary = archive.replay(
-                conn,
-                publisher,
-                topic,
-                letters[: args.max],
-                now=lambda: datetime.now(UTC),
-                dry_run=args.dry_run,
-                rate=args.rate,
-                on_progress=progress,
-            )
-    finally:
-        publisher.stop()
+    topic = PublisherClient.topic_path(project_id(args), args.topic or topology.events_topic)
+    # Every republish is confirmed before its row is stamped: nothing is left to flush at exit.
+    with conn, PublisherClient() as publisher:
+        letters = archive.archived(conn, filters, include_replayed=args.include_replayed)
+        summary = archive.replay(
+            conn,
+            publisher,
+            topic,
+            letters[: args.max],
+            now=lambda: datetime.now(UTC),
+            dry_run=args.dry_run,
+            rate=args.rate,
+            on_progress=_progress_printer(args),
+        )
     data = {
         "from_archive": True,
         "dry_run": args.dry_run,

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import click
 from google.cloud.pubsub_v1 import SubscriberClient
-from pydantic import ValidationError
-from rich.table import Table
 
 from hookpipe_ops.cli import subscriptions as subs
 from hookpipe_ops.cli.common import (
@@ -24,7 +21,8 @@ from hookpipe_ops.cli.common import (
     project_id,
     topology_of,
 )
-from hookpipe_ops.errors import TopologyError, UsageError
+from hookpipe_ops.cli.tables import settings_table
+from hookpipe_ops.errors import UsageError
 from hookpipe_ops.topology import Topology
 
 EXAMPLES = {
@@ -53,31 +51,19 @@ def _live(subscriber: SubscriberClient, project: str, name: str) -> dict[str, An
     return subs.live_settings(subscriber.get_subscription(subscription=path))
 
 
-def _settings_table(title: str, rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> Table:
-    table = Table(title=title)
-    for header in headers:
-        table.add_column(header)
-    for row in rows:
-        table.add_row(*(("—" if v is None else str(v)) for v in row))
-    return table
-
-
 def subscriptions_show(args: argparse.Namespace) -> int:
     topology, project = topology_of(args), project_id(args)
-    subscriber = SubscriberClient()
-    try:
+    with SubscriberClient() as subscriber:
         live = {
             topology.subscriptions[k].name: _live(
                 subscriber, project, topology.subscriptions[k].name
             )
             for k in _spec_keys(args, topology)
         }
-    finally:
-        subscriber.close()
 
     def render() -> None:
         for name, settings in live.items():
-            out.print(_settings_table(name, list(settings.items()), ("field", "live")))
+            out.print(settings_table(name, list(settings.items()), ("field", "live")))
 
     emit(args, live, render)
     return EXIT_OK
@@ -106,11 +92,8 @@ def _warn(topology: Topology) -> None:
 def subscriptions_diff(args: argparse.Namespace) -> int:
     topology = topology_of(args)
     _warn(topology)
-    subscriber = SubscriberClient()
-    try:
+    with SubscriberClient() as subscriber:
         found = _differences(args, topology, subscriber)
-    finally:
-        subscriber.close()
     data = {
         name: [{"field": d.field, "live": d.live, "file": d.desired} for d in diffs]
         for name, (_, _, diffs) in found.items()
@@ -122,7 +105,7 @@ def subscriptions_diff(args: argparse.Namespace) -> int:
                 out.print(f"{name}: matches the file")
                 continue
             out.print(
-                _settings_table(
+                settings_table(
                     name, [(d.field, d.live, d.desired) for d in diffs], ("field", "live", "file")
                 )
             )
@@ -134,9 +117,8 @@ def subscriptions_diff(args: argparse.Namespace) -> int:
 def subscriptions_apply(args: argparse.Namespace) -> int:
     topology, project = topology_of(args), project_id(args)
     _warn(topology)
-    subscriber = SubscriberClient()
     changes: dict[str, Any] = {}
-    try:
+    with SubscriberClient() as subscriber:
         for name, (live, desired, diffs) in _differences(args, topology, subscriber).items():
             if not diffs:
                 changes[name] = {"changed": []}
@@ -151,8 +133,6 @@ def subscriptions_apply(args: argparse.Namespace) -> int:
                 "before": {f: live[f] for f in sorted(fields)},
                 "after": {f: after[f] for f in sorted(fields)},
             }
-    finally:
-        subscriber.close()
 
     def render() -> None:
         for name, change in changes.items():
@@ -160,7 +140,7 @@ def subscriptions_apply(args: argparse.Namespace) -> int:
                 out.print(f"{name}: already matches the file")
                 continue
             out.print(
-                _settings_table(
+                settings_table(
                     f"{name} (update mask: {', '.join(change['update_mask'])})",
                     [(f, change["before"][f], change["after"][f]) for f in change["changed"]],
                     ("field", "before", "after"),
@@ -171,40 +151,20 @@ def subscriptions_apply(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _coerce(field: str, value: str) -> Any:
-    if field in (
-        "push_endpoint",
-        "push_oidc_service_account",
-        "push_oidc_audience",
-        "dead_letter_policy.topic",
-    ):
-        return value
-    if field == "enable_exactly_once_delivery":
-        if value.lower() not in ("true", "false"):
-            raise UsageError(f"{field}: expected true or false, got {value!r}")
-        return value.lower() == "true"
-    if not value.isdigit():
-        raise UsageError(f"{field}: expected a whole number of seconds or attempts, got {value!r}")
-    return int(value)
-
-
 def subscriptions_set(args: argparse.Namespace) -> int:
     if args.field not in subs.FIELDS:
         raise UsageError(f"unknown field {args.field!r}; one of: {', '.join(subs.FIELDS)}")
     topology, project = topology_of(args), project_id(args)
     [key] = _spec_keys(args, topology)
     spec = topology.subscriptions[key]
-    value = _coerce(args.field, args.value)
-    subscriber = SubscriberClient()
-    try:
+    value = subs.parse_value(args.field, args.value)
+    with SubscriberClient() as subscriber:
         live = _live(subscriber, project, spec.name)
         candidate = subs.merged(live, {args.field: value})
-        _validate(spec, candidate)
+        subs.validate(spec, candidate)
         request, mask = subs.update_request(project, spec.name, candidate, {args.field})
         subscriber.update_subscription(subscription=request, update_mask=mask)
         after = _live(subscriber, project, spec.name)
-    finally:
-        subscriber.close()
     data = {
         "subscription": spec.name,
         "field": args.field,
@@ -215,7 +175,7 @@ def subscriptions_set(args: argparse.Namespace) -> int:
 
     def render() -> None:
         out.print(
-            _settings_table(
+            settings_table(
                 spec.name,
                 [(args.field, live[args.field], after[args.field])],
                 ("field", "before", "after"),
@@ -231,32 +191,6 @@ def subscriptions_set(args: argparse.Namespace) -> int:
             "or run `hookpipe subscriptions apply` to go back"
         )
     return EXIT_OK
-
-
-def _validate(spec: Any, settings: dict[str, Any]) -> None:
-    """Validate a live change with the same rules as the file, naming the field and range."""
-    raw = spec.model_dump(by_alias=True)
-    raw["ack_deadline_seconds"] = settings["ack_deadline_seconds"]
-    raw["message_retention_seconds"] = settings["message_retention_seconds"]
-    if settings.get("retry_policy.minimum_backoff_seconds") is not None:
-        raw["retry_policy"] = {
-            "minimum_backoff_seconds": settings["retry_policy.minimum_backoff_seconds"],
-            "maximum_backoff_seconds": settings["retry_policy.maximum_backoff_seconds"],
-        }
-    if settings.get("dead_letter_policy.topic") is not None:
-        raw["dead_letter_policy"] = {
-            "topic": settings["dead_letter_policy.topic"],
-            "max_delivery_attempts": settings["dead_letter_policy.max_delivery_attempts"],
-        }
-    try:
-        type(spec).model_validate(raw)
-    except ValidationError as exc:
-        raise TopologyError(
-            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        ) from None
-
-
-# -- smoke -------------------------------------------------------------------------------------
 
 
 @click.group("subscriptions", help="Tune subscriptions from the settings file.")
