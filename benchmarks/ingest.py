@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -25,39 +24,10 @@ from hookpipe_devstack.emulators import PubSubEmulator
 from hookpipe_devstack.processes import ManagedProcess, free_port
 from hookpipe_devstack.services import PythonService
 
-from benchmarks.loadgen import build_request, cores, pss_mb, rss_mb, run_load
+from benchmarks.loadgen import build_request, cores, lead_body, pss_mb, rss_mb, run_load
 
 PROJECT = "hookpipe-bench"
 TOKEN = "bench-token-0123456789abcdefghij"
-
-
-def lead_body(i: int) -> bytes:
-    """A ~1.5 KB LeadProsper Campaign Trigger body, unique per i."""
-    body = {
-        "lp_lead_id": f"LP-{i:08d}",
-        "lp_request_uuid": f"00000000-0000-4000-8000-{i:012d}",
-        "lp_status": "ACCEPTED",
-        "lp_campaign_id": "2024",
-        "lp_supplier_id": "77",
-        "lp_buyer_id": "31",
-        "lp_lead_date_utc": "2026-11-26 09:00:00",
-        "lp_timestamp": "1795683600",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "email": f"ada{i}@example.com",
-        "phone": "+15555550123",
-        "zip": "94105",
-        "address": "1 Analytical Engine Way",
-        "city": "San Francisco",
-        "state": "CA",
-        "ip_address": "203.0.113.7",
-        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
-        "landing_page": "https://example.com/quote?utm_source=lp&utm_campaign=winter",
-        "jornaya_leadid": "A1B2C3D4-E5F6-7890-ABCD-EF1234567890",
-        "trustedform_cert_url": "https://cert.trustedform.com/0123456789abcdef0123456789abcdef",
-    }
-    text = json.dumps(body)
-    return (text[:-1] + ', "notes": "' + "x" * max(0, 1500 - len(text) - 13) + '"}').encode()
 
 
 def publish_ceiling(topic: str, total: int) -> float:

@@ -1,4 +1,5 @@
-"""A small keep-alive HTTP/1.1 load generator on asyncio streams.
+"""A small keep-alive HTTP/1.1 load generator on asyncio streams, and the LeadProsper body the
+benchmarks send.
 
 httpx costs more CPU per request than the services it would measure on a 2-core machine; this
 sends pre-built requests over N persistent connections and times each response.
@@ -7,6 +8,7 @@ sends pre-built requests over N persistent connections and times each response.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import time
@@ -131,3 +133,32 @@ def _memory_mb(pids: Sequence[int], proc_file: str, field: str) -> float:
 
 def cores() -> int:
     return os.cpu_count() or 1
+
+
+def lead_body(i: int) -> bytes:
+    """A ~1.5 KB LeadProsper Campaign Trigger body, unique per i."""
+    body = {
+        "lp_lead_id": f"LP-{i:08d}",
+        "lp_request_uuid": f"00000000-0000-4000-8000-{i:012d}",
+        "lp_status": "ACCEPTED",
+        "lp_campaign_id": "2024",
+        "lp_supplier_id": "77",
+        "lp_buyer_id": "31",
+        "lp_lead_date_utc": "2026-11-26 09:00:00",
+        "lp_timestamp": "1795683600",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": f"ada{i}@example.com",
+        "phone": "+15555550123",
+        "zip": "94105",
+        "address": "1 Analytical Engine Way",
+        "city": "San Francisco",
+        "state": "CA",
+        "ip_address": "203.0.113.7",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+        "landing_page": "https://example.com/quote?utm_source=lp&utm_campaign=winter",
+        "jornaya_leadid": "A1B2C3D4-E5F6-7890-ABCD-EF1234567890",
+        "trustedform_cert_url": "https://cert.trustedform.com/0123456789abcdef0123456789abcdef",
+    }
+    text = json.dumps(body)
+    return (text[:-1] + ', "notes": "' + "x" * max(0, 1500 - len(text) - 13) + '"}').encode()

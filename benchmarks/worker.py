@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -22,11 +23,11 @@ from pathlib import Path
 import httpx
 import psycopg
 from hookpipe.event import WebhookEvent, event_id, to_message
+from hookpipe_devstack import REPO
 from hookpipe_devstack.services import PythonService
 from hookpipe_devstack.stack import Stack
 
-from benchmarks.ingest import lead_body
-from benchmarks.loadgen import LoadResult, build_request, cores, rss_mb, run_load
+from benchmarks.loadgen import LoadResult, build_request, cores, lead_body, rss_mb, run_load
 
 
 def push_envelope(i: int, run: str) -> bytes:
@@ -119,6 +120,78 @@ def end_to_end(stack: Stack, rate: float, seconds: float) -> list[float]:
     return sorted((seen[i] - accepted[i]) * 1000 for i in accepted if i in seen)
 
 
+def alternate(
+    stack: Stack,
+    variants: list[tuple[str, dict[str, str], int, Path]],
+    rounds: int,
+    concurrency: int,
+) -> dict[str, tuple[LoadResult, float]]:
+    """Each variant (name, environment, requests, checkout) as a fresh worker, alternating over
+    ``rounds``; results pooled per variant with the peak RSS. The emulators slow down as tables
+    grow and the machine is shared, so order must not pick a winner."""
+    results: dict[str, tuple[LoadResult, float]] = {}
+    for _ in range(rounds):
+        for name, env, total, source in variants:
+            service = PythonService(
+                "worker", stack.state_dir, {**stack.service_env(), **env}, source=source
+            )
+            service.start()
+            try:
+                measure(service, 300, concurrency)  # warm-up: pool, clients, caches
+                result, rss = measure(service, total, concurrency)
+            finally:
+                service.stop()
+            if name in results:
+                pooled, peak = results[name]
+                pooled.latencies += result.latencies
+                pooled.statuses.update(result.statuses)
+                pooled.seconds += result.seconds
+                results[name] = (pooled, max(peak, rss))
+            else:
+                results[name] = (result, rss)
+    for name, (result, _) in results.items():
+        assert result.statuses.keys() <= {204}, (name, result.statuses)
+    return results
+
+
+def compare(baseline: Path, requests: int, rounds: int, concurrency: int) -> int:
+    """This tree's worker against ``baseline``'s, default settings, same stack and run."""
+    revision = subprocess.run(
+        ["git", "-C", str(baseline), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    stack = Stack(
+        Path(tempfile.mkdtemp(prefix="hookpipe-bench-worker-")), project_id="hookpipe-bench"
+    )
+    stack.extra_env = {"HOOKPIPE_LOG_LEVEL": "WARNING"}
+    variants = [
+        (f"baseline ({revision})", {}, requests, baseline),
+        ("this tree", {}, requests, REPO),
+    ]
+    try:
+        stack.start()
+        results = alternate(stack, variants, rounds, concurrency)
+    finally:
+        stack.stop()
+    base = results[variants[0][0]][0].rate
+    rows = [
+        f"| {name} | {result.rate:,.0f} | {result.rate / base:.2f}× | "
+        f"{result.p50:.0f} | {result.percentile(0.99):.0f} | {rss:.0f} |"
+        for name, (result, rss) in results.items()
+    ]
+    print(f"""
+`make bench-worker BASELINE=…` — {time.strftime("%Y-%m-%d")}, {cores()} cores, {rounds} alternating \
+rounds pooled, {concurrency} concurrent push requests straight to the worker, default settings.
+
+| worker code | events/s committed to both sinks | vs baseline | p50 ack ms | p99 ack ms | peak RSS MB |
+| --- | ---: | ---: | ---: | ---: | ---: |
+{chr(10).join(rows)}
+""")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=4000)
@@ -127,7 +200,15 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=80)
     parser.add_argument("--e2e-rate", type=float, default=20.0)
     parser.add_argument("--e2e-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another revision (git worktree add): compare its worker with this "
+        "tree's, both with the default settings, alternating in the same run",
+    )
     args = parser.parse_args()
+    if args.baseline is not None:
+        return compare(args.baseline.resolve(), args.requests, args.rounds, args.concurrency)
 
     stack = Stack(
         Path(tempfile.mkdtemp(prefix="hookpipe-bench-worker-")), project_id="hookpipe-bench"
@@ -147,33 +228,13 @@ def main() -> int:
                 args.unbatched_requests,
             ),
         ]
-        # Variants alternate over several rounds and their results are pooled: the emulators
-        # slow down as tables grow and the machine is shared, so order must not pick a winner.
-        results: dict[str, tuple[LoadResult, float]] = {}
-        for _ in range(args.rounds):
-            for name, env, total in variants:
-                service = PythonService("worker", stack.state_dir, {**stack.service_env(), **env})
-                service.start()
-                try:
-                    measure(service, 300, args.concurrency)  # warm-up: pool, clients, caches
-                    result, rss = measure(service, total, args.concurrency)
-                finally:
-                    service.stop()
-                if name in results:
-                    pooled, peak = results[name]
-                    pooled.latencies += result.latencies
-                    pooled.statuses.update(result.statuses)
-                    pooled.seconds += result.seconds
-                    results[name] = (pooled, max(peak, rss))
-                else:
-                    results[name] = (result, rss)
+        results = alternate(stack, [(*v, REPO) for v in variants], args.rounds, args.concurrency)
         latencies = end_to_end(stack, args.e2e_rate, args.e2e_seconds)
     finally:
         stack.stop()
 
     base = results[variants[-1][0]][0].rate
     for name, (result, rss) in results.items():
-        assert result.statuses.keys() <= {204}, (name, result.statuses)
         rows.append(
             f"| {name} | {result.rate:,.0f} | {result.rate / base:.1f}× | "
             f"{result.p50:.0f} | {result.percentile(0.99):.0f} | {rss:.0f} |"

@@ -1,5 +1,5 @@
-"""Events and push envelopes as ingest and Pub/Sub would make them, for tests that talk to the
-worker or the dead-letter topic directly."""
+"""Events, push envelopes and rows as ingest, Pub/Sub and the worker would make them, for tests
+that talk to the worker, its writer or the dead-letter topic directly."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hookpipe.event import WebhookEvent, event_id, to_message
+from hookpipe_worker.rows import EventRow
 
 
 def webhook_event(body: dict[str, Any], source: str = "leadprosper") -> WebhookEvent:
@@ -47,3 +48,25 @@ def push_envelope(
 def event_envelope(body: dict[str, Any], source: str = "leadprosper") -> dict[str, Any]:
     """A push request carrying ``body`` as a hookpipe event."""
     return push_envelope(*to_message(webhook_event(body, source)))
+
+
+def lead_row(
+    event_id: str,
+    *,
+    lead_id: str = "L1",
+    at: datetime | None = None,
+    payload_json: str = "{}",
+    source: str = "leadprosper",
+) -> EventRow:
+    """A row as the worker builds it from a LeadProsper event: the columns current state reads."""
+    at = at or datetime.now(UTC)
+    return EventRow(
+        event_id=event_id,
+        source=source,
+        event_type="com.leadprosper.campaign_trigger",
+        received_at=at,
+        content_type="application/json",
+        payload_json=payload_json,
+        pubsub_message_id=None,
+        columns={"lead_id": lead_id, "status": "NEW", "event_time": at},
+    )

@@ -21,6 +21,9 @@ class PythonService:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
+    # The checkout whose code it runs: this one, or (benchmarks) a baseline checked out elsewhere,
+    # whose service and shared packages then come first on the path.
+    source: Path = REPO
 
     @property
     def url(self) -> str:
@@ -28,19 +31,22 @@ class PythonService:
 
     def start(self, timeout: float = 60.0) -> None:
         executable = Path(sys.executable).parent / "functions-framework"
+        env = {**os.environ, **self.env, "PORT": str(self.port)}
+        if self.source != REPO:
+            env["PYTHONPATH"] = f"{self.source / self.name}:{self.source / 'shared'}"
         self.process = ManagedProcess(
             self.name,
             [
                 str(executable),
                 f"--target={self.name}",
-                f"--source={REPO / self.name / 'main.py'}",
+                f"--source={self.source / self.name / 'main.py'}",
                 "--asgi",
                 "--host=127.0.0.1",
                 f"--port={self.port}",
             ],
             self.state_dir / f"logs/{self.name}.log",
-            env={**os.environ, **self.env, "PORT": str(self.port)},
-            cwd=REPO,
+            env=env,
+            cwd=self.source,
         )
         self.process.start()
         self.process.wait_ready(lambda: http_ok(f"{self.url}/healthz"), timeout)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from hookpipe_worker.sinks.bigquery import BigQuerySink
 from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
 from hookpipe_worker.writer import BatchResult, BatchWriter
 
+from tests.events import lead_row
 from tests.support import StackHandle
 
 pytestmark = pytest.mark.stack
@@ -25,19 +25,9 @@ SOURCES = load_source_configs(Path(__file__).parents[2] / "infra/sources.toml")
 NO_LEADS_ROLE = "hookpipe_test_no_leads"
 
 
-def lead_row() -> EventRow:
+def a_lead_row() -> EventRow:
     event_id = f"retry-test-{uuid.uuid4()}"
-    now = datetime.now(UTC)
-    return EventRow(
-        event_id=event_id,
-        source="leadprosper",
-        event_type="com.leadprosper.campaign_trigger",
-        received_at=now,
-        content_type="application/json",
-        payload_json='{"lp_lead_id": "retry-test"}',
-        pubsub_message_id=None,
-        columns={"lead_id": f"LP-{event_id}", "status": "NEW", "event_time": now},
-    )
+    return lead_row(event_id, lead_id=f"LP-{event_id}", payload_json='{"lp_lead_id": "retry-test"}')
 
 
 async def commit(
@@ -86,7 +76,7 @@ def postgres_stopped(stack: StackHandle) -> Iterator[None]:
 
 @pytest.mark.usefixtures("postgres_stopped")
 def test_a_batch_rides_out_a_postgres_restart(stack: StackHandle) -> None:
-    rows = [lead_row(), lead_row()]
+    rows = [a_lead_row(), a_lead_row()]
     retries: list[tuple[int, str, float]] = []
 
     # Postgres comes back while the writer backs off after its first failed attempt.
@@ -112,7 +102,7 @@ def test_an_outage_longer_than_the_budget_is_answered_503(stack: StackHandle) ->
     retries: list[tuple[int, str, float]] = []
     with pytest.raises(SinkUnavailable, match="postgres"):
         asyncio.run(
-            commit(stack, [lead_row()], retry_seconds=1.0, pool_timeout=0.3, retries=retries)
+            commit(stack, [a_lead_row()], retry_seconds=1.0, pool_timeout=0.3, retries=retries)
         )
     delays = [delay for _, _, delay in retries]
     assert len(delays) >= 2
@@ -140,7 +130,7 @@ def test_a_failure_waiting_cannot_fix_goes_straight_back_to_pubsub(
 ) -> None:
     """A permission error (a deploy that forgot a grant) is not retried in the worker: its pushes
     are answered 503 at once, and the events already inserted in the batch are rolled back."""
-    row = lead_row()
+    row = a_lead_row()
     retries: list[tuple[int, str, float]] = []
     with pytest.raises(SinkUnavailable, match="InsufficientPrivilege"):
         asyncio.run(

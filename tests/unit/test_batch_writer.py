@@ -20,21 +20,14 @@ from hookpipe_worker.rows import EventRow
 from hookpipe_worker.sinks.current_state import CurrentStateTable
 from hookpipe_worker.writer import FIRST_RETRY_DELAY, BatchWriter
 
+from tests.events import lead_row
+
 SOURCES = load_source_configs(Path(__file__).resolve().parents[2] / "infra/sources.toml")
 T0 = datetime(2026, 11, 30, 9, tzinfo=UTC)
 
 
-def lead(event_id: str, *, lead_id: str = "L1", status: str = "NEW") -> EventRow:
-    return EventRow(
-        event_id=event_id,
-        source="leadprosper",
-        event_type="com.leadprosper.campaign_trigger",
-        received_at=T0,
-        content_type="application/json",
-        payload_json="{}",
-        pubsub_message_id=None,
-        columns={"lead_id": lead_id, "status": status, "event_time": T0},
-    )
+def lead(event_id: str, *, lead_id: str = "L1") -> EventRow:
+    return lead_row(event_id, lead_id=lead_id, at=T0)
 
 
 @dataclass
@@ -275,15 +268,7 @@ def test_only_sources_with_a_current_state_table_are_folded() -> None:
         **SOURCES,
         "no-state": SOURCES["leadprosper"].model_copy(update={"current_state": None}),
     }
-    other = EventRow(
-        event_id="x",
-        source="no-state",
-        event_type="t",
-        received_at=T0,
-        content_type="application/json",
-        payload_json="{}",
-        pubsub_message_id=None,
-    )
+    other = lead_row("x", at=T0, source="no-state")
     store, row_log = FakeStore(), FakeRowLog()
     writer, _, _ = writer_for(store, row_log, sources=sources)
 
