@@ -33,8 +33,9 @@ def apply_bigquery(client: bigquery.Client, project_id: str) -> None:
 
 
 def _apply_table(client: bigquery.Client, dataset: str, raw: dict[str, Any]) -> None:
-    """Create a partitioned, clustered table from its schema file, or add the columns an older
-    checkout's table lacks (additive, as BigQuery allows), so rows with them are not refused."""
+    """Create a partitioned, clustered table from its schema file, or bring an older checkout's
+    table up to it as BigQuery allows (add the columns it lacks, relax those it requires), so
+    rows written as the file says are not refused."""
     schema = [
         bigquery.SchemaField.from_api_repr(field)
         for field in json.loads((BIGQUERY_DIR / raw["schema_file"]).read_text())
@@ -45,9 +46,16 @@ def _apply_table(client: bigquery.Client, dataset: str, raw: dict[str, Any]) -> 
     )
     table.clustering_fields = raw["clustering"]
     existing = client.create_table(table, exists_ok=True)
+    wanted = {field.name: field for field in schema}
+    # A column the file now allows to be NULL is relaxed (REQUIRED -> NULLABLE, as BigQuery allows).
+    relaxed = [
+        wanted[f.name] if f.name in wanted and f.mode == "REQUIRED" != wanted[f.name].mode else f
+        for f in existing.schema
+    ]
     present = {field.name for field in existing.schema}
-    if missing := [field for field in schema if field.name not in present]:
-        existing.schema = [*existing.schema, *missing]
+    missing = [field for field in schema if field.name not in present]
+    if missing or relaxed != list(existing.schema):
+        existing.schema = [*relaxed, *missing]
         client.update_table(existing, ["schema"])
 
 

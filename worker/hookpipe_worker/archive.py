@@ -37,6 +37,7 @@ from requests.exceptions import RequestException
 
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import SinkUnavailable
+from hookpipe_worker.rows import MAX_BIGQUERY_ROW_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,15 @@ def archive_record(delivery: Delivery, now: datetime) -> ArchivedDeadLetter:
 
 
 def bigquery_archive_row(record: ArchivedDeadLetter, now: datetime) -> dict[str, Any]:
+    """The record as BigQuery's ``dead_letters`` holds it. Its ``data`` is left out (NULL) when the
+    row would be too large for insertAll; Postgres's copy, which replay reads, always has it."""
+    row = _bigquery_archive_row(record, now)
+    if len(json.dumps(row)) > MAX_BIGQUERY_ROW_BYTES:
+        row["data"] = None
+    return row
+
+
+def _bigquery_archive_row(record: ArchivedDeadLetter, now: datetime) -> dict[str, Any]:
     return {
         "dead_letter_id": record.dead_letter_id,
         "event_id": record.event_id,

@@ -8,6 +8,9 @@
 * A typed column whose value does not convert is NULL and marked; the payload stays complete.
 * A current-state version more than ``MAX_VERSION_AHEAD`` ahead of ingest's receipt time would
   freeze the key's state row (nothing later could be newer): it is marked as unconvertible.
+* A row too large for BigQuery's insertAll (``MAX_BIGQUERY_ROW_BYTES`` serialized) goes to BigQuery
+  without its payload and body, marked; Postgres keeps them. (A 9 MiB webhook can grow to three
+  times that as JSON-escaped text.)
 
 Only an event of a source this worker does not know raises (:class:`UnknownSource`).
 """
@@ -33,6 +36,12 @@ from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import UnknownSource
 
 MAX_VERSION_AHEAD = timedelta(days=1)
+# insertAll refuses a request, or a row, over 10 MB. The sink keeps each request under this
+# (sinks/bigquery.py), so a row serialized larger than this cannot be sent whole.
+MAX_BIGQUERY_ROW_BYTES = 9_000_000
+# Escaped as JSON with ASCII output, as the BigQuery client sends it, one character becomes at most
+# 12 bytes (an astral code point as two \uXXXX escapes); base64 makes 3 bytes 4.
+_MAX_ESCAPED_BYTES_PER_CHAR = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,8 @@ class EventRow:
     problems: tuple[Problem, ...] = ()
     unconverted: frozenset[str] = frozenset()  # columns NULL because their value did not convert
     body: bytes | None = None  # the original bytes, kept when there is no payload
+    # False: payload and body are too large for a BigQuery row; only Postgres holds them (marked).
+    payload_in_bigquery: bool = True
 
     @property
     def size(self) -> int:
@@ -86,10 +97,8 @@ def build_row(
         except PayloadError as exc:
             problem = str(exc)
     if problem is not None:
-        return replace(
-            base,
-            problems=(Problem(BODY, None, clip(problem)),),
-            body=event.data,
+        return fit_bigquery(
+            replace(base, problems=(Problem(BODY, None, clip(problem)),), body=event.data)
         )
     payload, problems = storable(payload)
     mapped = map_columns(config.columns, payload)
@@ -105,13 +114,49 @@ def build_row(
                 clip(payload.get(spec.field)),
                 f"more than {MAX_VERSION_AHEAD.days} day ahead of the time ingest received it",
             )
-    return replace(
-        base,
-        payload_json=json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
-        columns=columns,
-        problems=(*problems, *column_problems.values()),
-        unconverted=frozenset(column_problems),
+    return fit_bigquery(
+        replace(
+            base,
+            payload_json=json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+            columns=columns,
+            problems=(*problems, *column_problems.values()),
+            unconverted=frozenset(column_problems),
+        )
     )
+
+
+def fit_bigquery(row: EventRow) -> EventRow:
+    """``row``, or, when it is too large for a BigQuery row, ``row`` marked to go to BigQuery
+    without its payload and body."""
+    if size_bound(row) <= MAX_BIGQUERY_ROW_BYTES:  # nearly every row: no need to serialize it
+        return row
+    size = bigquery_row_bytes(row)
+    if size <= MAX_BIGQUERY_ROW_BYTES:
+        return row
+    reason = (
+        f"the row is {size:,} bytes as BigQuery receives it, over its {MAX_BIGQUERY_ROW_BYTES:,}"
+        "-byte limit: the payload and body are stored in Postgres only"
+    )
+    return replace(
+        row, problems=(*row.problems, Problem(BODY, None, reason)), payload_in_bigquery=False
+    )
+
+
+def size_bound(row: EventRow) -> int:
+    """At least the row's serialized size (:func:`bigquery_row_bytes`), cheaply."""
+    text = [row.payload_json or "", row.problems_json or "", row.event_id, row.source]
+    text += [row.event_type, row.content_type, row.pubsub_message_id or ""]
+    text += [str(v) for v in row.columns.values()]
+    chars = sum(len(t) for t in text)
+    return _MAX_ESCAPED_BYTES_PER_CHAR * chars + 4 * len(row.body or b"") // 3 + 4096
+
+
+def bigquery_row_bytes(row: EventRow) -> int:
+    """What ``row`` adds to an insertAll request: its record and row id, serialized as the client
+    sends them (``json.dumps``: ASCII, so characters are bytes)."""
+    record = bigquery_row(row, row.received_at)
+    # inserted_at is the insert's own time: allow for its longest form.
+    return len(json.dumps({"insertId": row.event_id, "json": record})) + 16
 
 
 def _bigquery_value(value: Any) -> Any:
@@ -132,11 +177,14 @@ def bigquery_row(row: EventRow, inserted_at: datetime) -> dict[str, Any]:
             "received_at": rfc3339(row.received_at),
             "inserted_at": rfc3339(inserted_at),
             "content_type": row.content_type,
-            "payload": row.payload_json,  # JSON columns take a JSON string in insertAll
+            # JSON columns take a JSON string in insertAll.
+            "payload": row.payload_json if row.payload_in_bigquery else None,
             "pubsub_message_id": row.pubsub_message_id,
             "problems": row.problems_json,
             # BYTES columns take base64 in insertAll.
-            "body": base64.b64encode(row.body).decode() if row.body is not None else None,
+            "body": base64.b64encode(row.body).decode()
+            if row.body is not None and row.payload_in_bigquery
+            else None,
         }
     )
     return record

@@ -3,13 +3,20 @@
 Row ids (the event id) make BigQuery drop most duplicate inserts (best-effort, ~1 minute); the
 ``events`` view de-duplicates the rest, so readers see each event once. docs/delivery.md says why
 insertAll rather than the Storage Write API.
+
+insertAll refuses a request over 10 MB whole, and a batch of 500 rows can be far larger than its
+``batch_max_bytes`` once JSON-escaped (non-ASCII text triples), so a batch is sent as as many
+requests as keep each under ``MAX_BIGQUERY_ROW_BYTES`` (rows that could not fit even alone are
+marked before they get here: ``hookpipe_worker.rows.fit_bigquery``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from google.api_core.exceptions import GoogleAPIError
 from google.api_core.retry import Retry
@@ -17,7 +24,12 @@ from google.cloud import bigquery
 from requests.exceptions import RequestException
 
 from hookpipe_worker.errors import RowRejected, SinkUnavailable
-from hookpipe_worker.rows import EventRow, bigquery_row
+from hookpipe_worker.rows import MAX_BIGQUERY_ROW_BYTES, EventRow, bigquery_row
+
+# What an insertAll request holds besides its rows: {"rows": [...], "skipInvalidRows": ...}.
+REQUEST_OVERHEAD_BYTES = 1024
+# BigQuery's recommendation for insertAll (its limit is 50,000).
+MAX_ROWS_PER_REQUEST = 500
 
 
 class BigQuerySink:
@@ -36,18 +48,8 @@ class BigQuerySink:
         """
         if not rows:
             return {}
-        now = datetime.now(UTC)
         try:
-            errors = await asyncio.to_thread(
-                self.client.insert_rows_json,
-                self.table,
-                [bigquery_row(r, now) for r in rows],
-                row_ids=[r.event_id for r in rows],
-                # Valid rows are written even when a batch-mate is invalid.
-                skip_invalid_rows=True,
-                retry=self._retry,
-                timeout=self._timeout,
-            )
+            errors = await asyncio.to_thread(self._insert, rows, datetime.now(UTC))
         except (GoogleAPIError, RequestException, OSError) as exc:
             raise SinkUnavailable(f"bigquery: {type(exc).__name__}: {exc}") from None
         rejected: dict[str, RowRejected] = {}
@@ -65,3 +67,51 @@ class BigQuerySink:
             else:
                 raise SinkUnavailable(f"bigquery: row {index} not written: {sorted(reasons)}")
         return rejected
+
+    def _insert(self, rows: Sequence[EventRow], now: datetime) -> list[dict[str, Any]]:
+        """Every row in as few requests as keep each under the size limit; the errors of all of
+        them, with ``index`` into ``rows``."""
+        records = [bigquery_row(r, now) for r in rows]
+        sizes = [
+            len(json.dumps({"insertId": r.event_id, "json": rec}))
+            for r, rec in zip(rows, records, strict=True)
+        ]
+        errors: list[dict[str, Any]] = []
+        for start, end in requests(sizes):
+            if sizes[start] > MAX_BIGQUERY_ROW_BYTES:  # alone, and still too large: refused alone
+                message = f"{sizes[start]:,} bytes, over the {MAX_BIGQUERY_ROW_BYTES:,}-byte limit"
+                errors.append(
+                    {"index": start, "errors": [{"reason": "invalid", "message": message}]}
+                )
+                continue
+            for entry in self.client.insert_rows_json(
+                self.table,
+                records[start:end],
+                row_ids=[r.event_id for r in rows[start:end]],
+                # Valid rows are written even when a batch-mate is invalid.
+                skip_invalid_rows=True,
+                retry=self._retry,
+                timeout=self._timeout,
+            ):
+                index = entry.get("index")
+                errors.append(
+                    {**entry, "index": start + index if isinstance(index, int) else index}
+                )
+        return errors
+
+
+def requests(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """Split rows of these serialized ``sizes`` into consecutive requests, as ``(start, end)``
+    slices, each under ``MAX_BIGQUERY_ROW_BYTES`` and ``MAX_ROWS_PER_REQUEST`` (a row larger
+    than the limit gets a slice of its own, so that it fails alone)."""
+    slices: list[tuple[int, int]] = []
+    start, total = 0, REQUEST_OVERHEAD_BYTES
+    for i, size in enumerate(sizes):
+        full = i - start >= MAX_ROWS_PER_REQUEST or total + size + 1 > MAX_BIGQUERY_ROW_BYTES
+        if i > start and full:
+            slices.append((start, i))
+            start, total = i, REQUEST_OVERHEAD_BYTES
+        total += size + 1  # the comma between rows
+    if sizes:
+        slices.append((start, len(sizes)))
+    return slices
