@@ -1,5 +1,6 @@
 """The local stack's BigQuery setup on a state directory an older checkout made: columns the
-schema file gained since are added, so the worker's rows are not refused for them."""
+schema file gained since are added, and columns it relaxed are relaxed, so the worker's rows are
+not refused for them."""
 
 from __future__ import annotations
 
@@ -29,3 +30,27 @@ def test_columns_added_to_the_schema_file_reach_an_existing_table(stack: StackHa
     table = client.get_table(f"{project}.hookpipe.raw_events")
     assert [f.name for f in table.schema] == [f.name for f in fields]
     apply_bigquery(client, project)  # and again: nothing left to add, nothing fails
+
+
+def test_a_column_the_schema_file_now_allows_to_be_null_is_relaxed(stack: StackHandle) -> None:
+    """dead_letters.data became NULLABLE (a dead letter too large for a BigQuery row keeps its
+    data in Postgres only): an older checkout's table, where it is REQUIRED, is relaxed."""
+    project = "hookpipe-required-data"
+    client = bigquery_client(project, stack.stack.bigquery.url)
+    schema_file = SCHEMA_FILE.with_name("dead_letters.schema.json")
+    fields = [
+        bigquery.SchemaField(f["name"], f["type"], mode="REQUIRED")
+        if f["name"] == "data"
+        else bigquery.SchemaField.from_api_repr(f)
+        for f in json.loads(schema_file.read_text())
+    ]
+    client.create_dataset(f"{project}.hookpipe", exists_ok=True)
+    client.create_table(bigquery.Table(f"{project}.hookpipe.dead_letters", schema=fields))
+
+    apply_bigquery(client, project)
+
+    table = client.get_table(f"{project}.hookpipe.dead_letters")
+    assert {f.name: f.mode for f in table.schema}["data"] == "NULLABLE"
+    assert [f.name for f in table.schema] == [
+        f["name"] for f in json.loads(schema_file.read_text())
+    ]
