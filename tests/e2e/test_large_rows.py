@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from google.cloud import bigquery
 
 from tests.events import event_envelope
 from tests.support import StackHandle
@@ -21,14 +20,8 @@ EMOJI_PER_WEBHOOK = 260_000  # ~1 MB as UTF-8 (under ingest's 1 MiB), ~3 MB esca
 
 
 def _bq(stack: StackHandle, event_ids: list[str]) -> dict[str, dict[str, Any]]:
-    job = stack.bq.query(
-        "SELECT event_id, payload, problems"
-        f" FROM `{stack.project_id}.hookpipe.events` WHERE event_id IN UNNEST(@ids)",
-        job_config=bigquery.QueryJobConfig(
-            query_parameters=[bigquery.ArrayQueryParameter("ids", "STRING", event_ids)]
-        ),
-    )
-    return {row["event_id"]: dict(row) for row in job.result()}
+    rows = stack.bq_rows("events", event_ids, columns="payload, problems")
+    return {row["event_id"]: row for row in rows}
 
 
 def test_a_burst_of_large_non_ascii_webhooks_lands_whole_in_both_sinks(
