@@ -72,6 +72,11 @@ def test_dead_letters_of_both_kinds_are_archived_once_and_replay_from_the_archiv
     stats = cli_json(stack, "dlq", "stats", *env)
     assert stats["archive"]["by_reason"]["RowRejected"] >= 1
     assert stats["archive"]["not_replayed"] >= 2
+    peeked = cli_json(stack, "dlq", "peek", "--from-archive", *ids_filter(ids), *env)
+    assert {(m["event_id"], m["reason"]) for m in peeked} == {
+        (ids[0], "RowRejected"),
+        (ids[1], "MaxDeliveryAttempts"),
+    }
     dry = cli_json(stack, "dlq", "replay", "--from-archive", "--dry-run", *ids_filter(ids), *env)
     assert dry["selected"] == 2
     assert dry["replayed"] == 0
@@ -82,6 +87,9 @@ def test_dead_letters_of_both_kinds_are_archived_once_and_replay_from_the_archiv
     # Run again: already replayed, so nothing is selected; forced, it still lands once.
     again = cli_json(stack, "dlq", "replay", "--from-archive", *ids_filter(ids), *env)
     assert again["selected"] == 0
+    assert cli_json(stack, "dlq", "peek", "--from-archive", *ids_filter(ids), *env) == []
+    replayed_rows = ("--from-archive", "--include-replayed", *ids_filter(ids), *env)
+    assert len(cli_json(stack, "dlq", "peek", *replayed_rows)) == 2
     forced = cli_json(
         stack, "dlq", "replay", "--from-archive", "--include-replayed", *ids_filter(ids), *env
     )
@@ -91,7 +99,8 @@ def test_dead_letters_of_both_kinds_are_archived_once_and_replay_from_the_archiv
     assert sorted(r["event_id"] for r in stack.bq_rows("events", ids)) == sorted(ids)
 
 
-def test_replay_from_the_archive_needs_a_database(stack: StackHandle) -> None:
-    result = cli(stack, "dlq", "replay", "--from-archive", "--attr", "ce-id=x")
+@pytest.mark.parametrize("command", ["replay", "peek"])
+def test_the_archive_needs_a_database(stack: StackHandle, command: str) -> None:
+    result = cli(stack, "dlq", command, "--from-archive", "--attr", "ce-id=x")
     assert result.returncode == 2
     assert "--database-url" in result.stderr

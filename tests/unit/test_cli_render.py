@@ -27,7 +27,7 @@ HOSTILE = DeadLetter(
 def _render(console_width: int = 200) -> str:
     stream = io.StringIO()
     console = Console(file=stream, width=console_width, force_terminal=True, color_system=None)
-    console.print(peek_table([HOSTILE], width=200))
+    console.print(peek_table([HOSTILE], width=200, title="1 dead letter"))
     return stream.getvalue()
 
 

@@ -69,6 +69,15 @@ class ArchiveReplay:
     failed: int = 0
     letters: list[DeadLetter] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, Any]:
+        """What ``--json`` prints of it."""
+        return {
+            "selected": self.selected,
+            "replayed": self.replayed,
+            "failed": self.failed,
+            "messages": [letter.as_dict(80) for letter in self.letters],
+        }
+
 
 def replay(
     conn: Any,

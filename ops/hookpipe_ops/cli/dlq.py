@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
@@ -125,6 +126,17 @@ class ReplaySummary:
     # Replayed by this run and dead-lettered again before it ended: left for the next run.
     failed_again: int = 0
     letters: list[DeadLetter] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What ``--json`` prints of it."""
+        return {
+            "scanned": self.scanned,
+            "selected": self.selected,
+            "replayed": self.replayed,
+            "failed": self.failed,
+            "failed_again": self.failed_again,
+            "messages": [letter.as_dict(80) for letter in self.letters],
+        }
 
 
 def replay(

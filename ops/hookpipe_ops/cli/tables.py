@@ -30,9 +30,9 @@ def counts_table(title: str, counts: Mapping[str, int]) -> Table:
     return table
 
 
-def peek_table(letters: Sequence[DeadLetter], width: int) -> Table:
+def peek_table(letters: Sequence[DeadLetter], width: int, title: str) -> Table:
     """Dead letters as a table; everything the sender controls is shown through :func:`safe`."""
-    table = Table(title=f"{len(letters)} dead letters (released, not consumed)")
+    table = Table(title=title)
     for column in ("message id", "published", "reason", "source", "event id", "payload"):
         table.add_column(column, overflow="fold")
     for letter in letters:

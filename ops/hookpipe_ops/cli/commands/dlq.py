@@ -36,7 +36,7 @@ from hookpipe_ops.topology import Topology
 
 EXAMPLES = {
     "stats": "hookpipe dlq stats --since 24h",
-    "peek": "hookpipe dlq peek --limit 5 --error-class RowRejected",
+    "peek": "hookpipe dlq peek --limit 5 --error-class RowRejected [--from-archive]",
     "replay": "hookpipe dlq replay --error-class RowRejected --source leadprosper --dry-run",
 }
 
@@ -83,13 +83,29 @@ def dlq_stats(args: argparse.Namespace) -> int:
 
 
 def dlq_peek(args: argparse.Namespace) -> int:
-    letters = _dead_letters(args)[: args.limit]
+    if args.from_archive:
+        with _archive(args) as conn:
+            letters = archive.archived(
+                conn, filters_of(args), include_replayed=args.include_replayed
+            )[: args.limit]
+        title = f"{len(letters)} archived dead letters"
+    else:
+        letters = _dead_letters(args)[: args.limit]
+        title = f"{len(letters)} dead letters (released, not consumed)"
     emit(
         args,
         [letter.as_dict(args.width) for letter in letters],
-        lambda: out.print(peek_table(letters, args.width)),
+        lambda: out.print(peek_table(letters, args.width, title)),
     )
     return EXIT_OK
+
+
+def _archive(args: argparse.Namespace) -> Any:
+    """A connection to the archive's database, or a usage error saying how to give one."""
+    conn = archive_connection(args)
+    if conn is None:
+        raise UsageError("--from-archive needs --database-url or HOOKPIPE_DATABASE_URL")
+    return conn
 
 
 def _progress_printer(args: argparse.Namespace) -> Callable[[DeadLetter, str], None]:
@@ -125,15 +141,7 @@ def dlq_replay(args: argparse.Namespace) -> int:
             scan_limit=args.scan_limit,
             on_progress=_progress_printer(args),
         )
-    data = {
-        "dry_run": args.dry_run,
-        "scanned": summary.scanned,
-        "selected": summary.selected,
-        "replayed": summary.replayed,
-        "failed": summary.failed,
-        "failed_again": summary.failed_again,
-        "messages": [letter.as_dict(80) for letter in summary.letters],
-    }
+    data = {"dry_run": args.dry_run, **summary.as_dict()}
 
     def render() -> None:
         verb = "would replay" if args.dry_run else "replayed"
@@ -153,9 +161,7 @@ def dlq_replay(args: argparse.Namespace) -> int:
 
 
 def _replay_from_archive(args: argparse.Namespace, topology: Topology, filters: Filters) -> int:
-    conn = archive_connection(args)
-    if conn is None:
-        raise UsageError("--from-archive needs --database-url or HOOKPIPE_DATABASE_URL")
+    conn = _archive(args)
     topic = PublisherClient.topic_path(project_id(args), args.topic or topology.events_topic)
     # Every republish is confirmed before its row is stamped: nothing is left to flush at exit.
     with conn, PublisherClient() as publisher:
@@ -170,14 +176,7 @@ def _replay_from_archive(args: argparse.Namespace, topology: Topology, filters: 
             rate=args.rate,
             on_progress=_progress_printer(args),
         )
-    data = {
-        "from_archive": True,
-        "dry_run": args.dry_run,
-        "selected": summary.selected,
-        "replayed": summary.replayed,
-        "failed": summary.failed,
-        "messages": [letter.as_dict(80) for letter in summary.letters],
-    }
+    data = {"from_archive": True, "dry_run": args.dry_run, **summary.as_dict()}
 
     def render() -> None:
         verb = "would replay" if args.dry_run else "replayed"
@@ -210,13 +209,20 @@ def stats_command(**params: Any) -> int:
 
 @group.command(
     "peek",
-    help="Show dead letters without consuming them (they are released).",
+    help="Show dead letters without consuming them (they are released), or archived ones.",
     epilog=f"example: {EXAMPLES['peek']}",
 )
 @common_options
 @filter_options
 @click.option("--limit", type=int, default=20, show_default=True)
 @click.option("--width", type=int, default=200, show_default=True, help="payload characters shown")
+@click.option(
+    "--from-archive",
+    is_flag=True,
+    help="show the archive (hookpipe.dead_letters) instead, e.g. what Pub/Sub's 7-day retention "
+    "dropped; rows already replayed are left out",
+)
+@click.option("--include-replayed", is_flag=True, help="with --from-archive: also rows replayed")
 def peek_command(**params: Any) -> int:
     return dlq_peek(as_args(params))
 
