@@ -25,7 +25,6 @@ import logging
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -57,7 +56,9 @@ class DrainReport:
     published: int = 0
     gone: int = 0  # taken by another drainer between listing and reading
     failed: int = 0  # not published (Pub/Sub or the spool failed): left for the next run
-    errors: Counter[str] = field(default_factory=Counter)  # why, by exception class
+    # Why, by exception class. A plain dict: dataclasses.asdict rebuilds a Counter from its
+    # (key, count) pairs, counting the pairs, which made the failure's log line unwritable.
+    errors: dict[str, int] = field(default_factory=dict)
     bad: list[str] = field(default_factory=list)  # not spooled messages: left in place
     seconds: float = 0.0
 
@@ -80,20 +81,23 @@ def drain(
     report = DrainReport()
     items = list(spool.list(limit))
 
-    def one(item: SpooledObject) -> str:
+    def one(item: SpooledObject) -> tuple[str, str | None]:
+        """The object's outcome, and why when it failed; counted by the caller's thread."""
         try:
-            return drain_one(spool, publish, item)
+            return drain_one(spool, publish, item), None
         except BadSpoolObject:
-            report.bad.append(item.name)
-            return "bad"
+            return "bad", None
         except Exception as exc:  # one object's failure never stops the pass: counted, logged
-            report.errors[type(exc).__name__] += 1
-            return "failed"
+            return "failed", type(exc).__name__
 
     with ThreadPoolExecutor(parallelism) as pool:
-        for outcome in pool.map(one, items):
-            if outcome in ("published", "gone", "failed"):
+        for item, (outcome, error) in zip(items, pool.map(one, items), strict=True):
+            if outcome == "bad":
+                report.bad.append(item.name)
+            else:
                 setattr(report, outcome, getattr(report, outcome) + 1)
+            if error is not None:
+                report.errors[error] = report.errors.get(error, 0) + 1
     report.seconds = round(time.monotonic() - started, 3)
     return report
 

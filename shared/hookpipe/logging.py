@@ -91,7 +91,29 @@ def structured_line(record: logging.LogRecord) -> str:
     entry["logging.googleapis.com/trace_sampled"] = bool(getattr(record, "trace_sampled", False))
     entry["logging.googleapis.com/sourceLocation"] = _source_location(record) or {}
     entry["httpRequest"] = getattr(record, "http_request", None) or {}
-    return json.dumps(entry, ensure_ascii=False)
+    try:
+        return json.dumps(entry, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        # A field JSON cannot hold (a tuple key, an object, a cycle) must not cost the whole
+        # line: the handler would drop it, and with it the event it reports. Such fields are
+        # written as their text instead.
+        return json.dumps(_as_json(entry, _MAX_FALLBACK_DEPTH), ensure_ascii=False)
+
+
+_MAX_FALLBACK_DEPTH = 32
+
+
+def _as_json(value: Any, depth: int) -> Any:
+    """``value`` with every key a string and every leaf a JSON scalar (else its text)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if depth > 0 and isinstance(value, Mapping):
+        return {
+            k if isinstance(k, str) else str(k): _as_json(v, depth - 1) for k, v in value.items()
+        }
+    if depth > 0 and isinstance(value, list | tuple):
+        return [_as_json(v, depth - 1) for v in value]
+    return str(value)
 
 
 class StructuredLineHandler(logging.Handler):

@@ -210,3 +210,40 @@ def test_two_drainers_racing_lose_and_duplicate_nothing(stack: StackHandle) -> N
         stack.wait_committed(ids)
         assert len(stack.pg_events(ids)) == 200
         assert sorted(r["event_id"] for r in stack.bq_rows("events", ids)) == sorted(ids)
+
+
+def test_a_drain_pass_that_cannot_publish_exits_non_zero_and_deletes_nothing(
+    stack: StackHandle,
+) -> None:
+    """The Cloud Run job's failed execution is how an operator hears of a drain that cannot
+    publish (beside the undrained-spool alert); the objects stay for the next pass."""
+    env = {
+        **stack.stack.service_env(),
+        "PATH": "/usr/bin:/bin",
+        "HOOKPIPE_PUBLISH_TIMEOUT_SECONDS": "1",
+    }
+
+    def run_drainer() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hookpipe_ingest.drain", "drain"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    with _env(stack), _no_background_drainer(stack):
+        ids = _spool_events(stack, 3)
+        stack.stack.pubsub.stop()
+        try:
+            failed = run_drainer()
+        finally:
+            stack.stack.restart_pubsub()
+        assert failed.returncode == 1, failed.stderr + failed.stdout
+        assert '"failed": 3' in failed.stdout + failed.stderr
+        assert len(list(_spool(stack).list())) == 3
+        drained = run_drainer()
+        assert drained.returncode == 0, drained.stderr + drained.stdout
+        stack.wait_committed(ids)
+        assert list(_spool(stack).list()) == []

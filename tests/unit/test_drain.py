@@ -3,7 +3,9 @@ tests/e2e/test_spool.py): each object fails alone, and nothing unconfirmed is de
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +50,8 @@ def test_a_failure_on_one_object_never_stops_the_pass() -> None:
     assert report.bad == [object_name("d")]
     # What was not confirmed, and what is not ours, stays for the next pass or a person.
     assert sorted(spool.objects) == [object_name("b"), object_name("d")]
+    # The report is what the drainer logs as it is: every field plain JSON.
+    assert json.loads(json.dumps(asdict(report)))["errors"] == {"ValueError": 1}
 
 
 def test_an_object_another_drainer_took_is_gone_not_failed() -> None:

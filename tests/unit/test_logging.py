@@ -139,6 +139,22 @@ def test_a_trace_id_the_reference_would_break_on_stays_valid_json() -> None:
     assert json.loads(stream.getvalue())["logging.googleapis.com/trace"] == 'a"b\x1f'
 
 
+def test_a_field_json_cannot_hold_is_written_as_text_not_dropped_with_its_line() -> None:
+    """A tuple key (what dataclasses.asdict makes of a Counter) or an object made json.dumps
+    raise, and the handler then dropped the whole line: the drainer's failure report was lost."""
+    stream = io.StringIO()
+    logger = logging.getLogger("hookpipe.test.fallback")
+    logger.handlers[:] = [StructuredLineHandler(stream)]
+    logger.propagate = False
+    fields = {"event": "spool_drain", "errors": {("TimeoutError", 3): 1}, "at": object()}
+    log_event(logger, logging.ERROR, "spool drain: 0 published", project_id="p", fields=fields)
+    line = json.loads(stream.getvalue())
+    assert line["message"] == "spool drain: 0 published"
+    assert line["severity"] == "ERROR"
+    assert line["errors"] == {"('TimeoutError', 3)": 1}
+    assert line["at"].startswith("<object object")
+
+
 def test_log_request_writes_one_canonical_line_of_the_shape_both_services_share() -> None:
     from hookpipe.logging import log_request
 
