@@ -85,6 +85,10 @@ def _clean(value: Any, path: str, problems: list[Problem]) -> Any:
             name = key
             if _UNSTORABLE.search(key):
                 name = _UNSTORABLE.sub(REPLACEMENT, key)
+                # "a\x00" and "a\ud800" (or a sent "a\ufffd") must not become one field and
+                # lose a value: one more U+FFFD until the name is the field's own.
+                while name in value or name in result:
+                    name += REPLACEMENT
                 problems.append(
                     Problem(_join(path, name), None, "field name had a lone surrogate or NUL")
                 )

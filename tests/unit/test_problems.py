@@ -42,3 +42,14 @@ def test_integers_beyond_64_bits_are_kept_as_their_digits() -> None:
         ("big", str(2**64)),
         ("neg", str(-(2**63) - 1)),
     ]
+
+
+def test_field_names_that_clean_to_the_same_name_keep_every_value() -> None:
+    """ "a\\u0000", "a\\ud800" and a sent "a\\ufffd" would all be "a\\ufffd": the later one
+    silently replaced the earlier's value, and a parsed body is not kept anywhere else."""
+    payload = json.loads('{"a\\u0000": 1, "a\\ud800": 2, "a\\ufffd": 3}')
+    cleaned, problems = storable(payload)
+    assert sorted(cleaned.values()) == [1, 2, 3]
+    assert cleaned["a\ufffd"] == 3  # the name that was sent keeps its value
+    assert len(problems) == 2
+    json.dumps(cleaned, allow_nan=False).encode()  # every name is now storable
