@@ -134,8 +134,10 @@ class GcsSpool:
             )
         except PreconditionFailed:
             return  # already spooled: a resend of the same webhook, kept once
-        except (GoogleAPIError, GoogleAuthError, RequestException, OSError) as exc:
-            # TimeoutError is an OSError.
+        except Exception as exc:
+            # Whatever stopped the write (the API, credentials, the network, a timeout, a client
+            # bug): the event was not kept, and the request is answered 503 + Retry-After, as
+            # this protocol promises, never a 500.
             raise SpoolUnavailable(f"spool write failed: {type(exc).__name__}") from None
 
     def list(self, limit: int | None = None) -> Iterator[SpooledObject]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import urlencode
 
 import pytest
+from hookpipe_ingest.app import read_body
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from tests.ingest_fakes import TOKEN, RecordingPublisher, RecordingSpool, asgi, ingest_app
@@ -286,3 +289,14 @@ def test_a_lone_surrogate_in_an_idempotency_field_is_still_kept_with_a_stable_id
         )
         assert response.status_code == 202, response.text
     assert publisher.published[0].id == publisher.published[1].id
+
+
+def test_a_content_length_in_other_digits_is_not_a_500() -> None:
+    """'²' passes str.isdigit() but not int(); the body is read and measured as it streams."""
+    body = b'{"lp_lead_id": "1"}'
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    assert asyncio.run(read_body(request, 1024, "²")) == body

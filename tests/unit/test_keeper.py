@@ -10,7 +10,7 @@ import pytest
 from hookpipe.event import WebhookEvent, from_message
 from hookpipe_ingest.errors import BadSpoolObject, Unavailable
 from hookpipe_ingest.keeper import EventKeeper, Kept
-from hookpipe_ingest.spool import decode, encode
+from hookpipe_ingest.spool import GcsSpool, decode, encode
 
 from tests.ingest_fakes import RecordingPublisher, RecordingSpool
 
@@ -131,3 +131,20 @@ def test_any_publish_failure_spools_the_event_and_says_why() -> None:
     assert kept.how == "spooled"
     assert kept.reason == "publish failed: RuntimeError: grpc channel closed"
     assert "e-1" in spool.objects
+
+
+def test_a_spool_without_credentials_is_a_503_with_retry_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real Cloud Storage adapter on a machine with no credentials at all (no emulator, no
+    key, no metadata server): a GoogleAuthError, answered 503 + Retry-After, never a 500."""
+    for name in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # google-auth: do not probe a metadata server
+    spool = GcsSpool("hookpipe-spool", project_id="p", timeout_seconds=2, emulator_host=None)
+    keeper = EventKeeper(
+        RecordingPublisher(fail=True), spool, bypass_seconds=5, retry_after_seconds=7
+    )
+    with pytest.raises(Unavailable, match="DefaultCredentialsError") as raised:
+        asyncio.run(keeper.keep(EVENT))
+    assert raised.value.headers() == {"Retry-After": "7"}

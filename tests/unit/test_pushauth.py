@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -101,6 +103,17 @@ def test_rejected_tokens(token: str | None, status: int, message: str) -> None:
     with pytest.raises(PushUnauthorized, match=message) as info:
         _verify(auth, token)
     assert info.value.status == status
+
+
+@pytest.mark.parametrize("kid", [{"a": 1}, ["a"], 7])
+def test_a_key_id_that_is_not_a_string_is_refused_not_a_500(kid: Any) -> None:
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "RS256", "kid": kid}).encode())
+    token = header.decode().rstrip("=") + "." + _token().split(".", 1)[1]
+    auth = OidcPushAuth(AUDIENCE, ACCOUNT, fetch_certs=FakeCerts())
+    _verify(auth, _token())  # certificates fetched and fresh: the key id is looked up in them
+    with pytest.raises(PushUnauthorized, match="rejected") as info:
+        _verify(auth, token)
+    assert info.value.status == 401
 
 
 def test_unknown_key_id_refetches_at_most_once_a_minute() -> None:

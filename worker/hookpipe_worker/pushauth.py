@@ -83,7 +83,10 @@ class OidcPushAuth:
             header = jwt.decode_header(token)
         except (ValueError, google.auth.exceptions.GoogleAuthError):
             raise PushUnauthorized("push token is not a JWT") from None
-        certs = await self._current_certs(header.get("kid"))
+        # Anyone can send a header: a key id that is not a string names no key (it was a
+        # TypeError, a 500, when it met the certificate map).
+        kid = header.get("kid") if isinstance(header, dict) else None
+        certs = await self._current_certs(kid if isinstance(kid, str) else None)
         try:
             claims = jwt.decode(
                 token, certs=dict(certs), audience=self._audience, clock_skew_in_seconds=10
