@@ -75,7 +75,7 @@ def parse_attribute_filters(pairs: Sequence[str]) -> dict[str, frozenset[str]]:
 def parse_time(text: str, now: datetime) -> datetime:
     """ISO 8601 (UTC when no offset), or an age before ``now``: ``90s``, ``15m``, ``2h``, ``7d``."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text and text[-1] in units and text[:-1].isdigit():
+    if text and text[-1] in units and text[:-1].isascii() and text[:-1].isdigit():
         return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
     return parse_timestamp(text)
 

@@ -7,7 +7,10 @@ import io
 from datetime import UTC, datetime
 
 from hookpipe.deadletters import DeadLetter
+from hookpipe_ops.cli.archive import ArchiveReplay
+from hookpipe_ops.cli.commands.dlq import replay_line
 from hookpipe_ops.cli.common import safe
+from hookpipe_ops.cli.dlq import ReplaySummary
 from hookpipe_ops.cli.tables import peek_table
 from rich.console import Console
 
@@ -48,3 +51,10 @@ def test_terminal_escapes_never_reach_the_operators_terminal() -> None:
 
 def test_safe_escapes_markup_and_control_characters() -> None:
     assert safe("a[/]b\x1b\x00\u009b") == "a\\[/]b\\x1b\\x00\\x9b"
+
+
+def test_a_replay_summary_says_what_was_selected_replayed_and_failed_and_where() -> None:
+    live = ReplaySummary(scanned=9, selected=3, replayed=2, failed=1)
+    assert replay_line(live, False, "t") == "selected 3 · replayed 2 · failed 1 → t"
+    dry = ArchiveReplay(selected=3)
+    assert replay_line(dry, True, "t") == "selected 3 · would replay 3 · failed 0 → t"

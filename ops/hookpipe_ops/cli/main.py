@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import click
 import psycopg
 from google.api_core.exceptions import GoogleAPICallError
+from google.auth.exceptions import GoogleAuthError
 from hookpipe.logging import configure_logging
 
 from hookpipe_ops.cli.commands import dlq as dlq_commands
@@ -51,6 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, TopologyError) as exc:
         err.print(f"[red]hookpipe:[/] {safe(str(exc))}")
         return EXIT_USAGE
+    except GoogleAuthError as exc:  # before any call: the clients found no credentials
+        err.print(
+            f"[red]hookpipe: no Google credentials[/] ({safe(type(exc).__name__)}): run "
+            "`gcloud auth application-default login`, or for the local stack "
+            "`source .hookpipe/dev.env` (it sets PUBSUB_EMULATOR_HOST)"
+        )
+        return EXIT_ERROR
     except GoogleAPICallError as exc:
         err.print(f"[red]hookpipe: Pub/Sub error:[/] {safe(str(exc))}")
         return EXIT_ERROR

@@ -144,12 +144,7 @@ def dlq_replay(args: argparse.Namespace) -> int:
     data = {"dry_run": args.dry_run, **summary.as_dict()}
 
     def render() -> None:
-        verb = "would replay" if args.dry_run else "replayed"
-        out.print(
-            f"scanned {summary.scanned} · selected {summary.selected} · {verb} "
-            f"{summary.selected if args.dry_run else summary.replayed} · failed "
-            f"{summary.failed} → {topic}"
-        )
+        out.print(f"scanned {summary.scanned} · {replay_line(summary, args.dry_run, topic)}")
         if summary.failed_again:
             out.print(
                 f"{summary.failed_again} replayed message(s) were dead-lettered again during "
@@ -179,15 +174,18 @@ def _replay_from_archive(args: argparse.Namespace, topology: Topology, filters: 
     data = {"from_archive": True, "dry_run": args.dry_run, **summary.as_dict()}
 
     def render() -> None:
-        verb = "would replay" if args.dry_run else "replayed"
-        out.print(
-            f"archive: selected {summary.selected} · {verb} "
-            f"{summary.selected if args.dry_run else summary.replayed} · failed "
-            f"{summary.failed} → {topic}"
-        )
+        out.print(f"archive: {replay_line(summary, args.dry_run, topic)}")
 
     emit(args, data, render)
     return EXIT_REPLAY_FAILED if summary.failed else EXIT_OK
+
+
+def replay_line(
+    summary: dlq.ReplaySummary | archive.ArchiveReplay, dry_run: bool, topic: str
+) -> str:
+    """What a replay selected, replayed (or would) and failed, and where to."""
+    done = f"would replay {summary.selected}" if dry_run else f"replayed {summary.replayed}"
+    return f"selected {summary.selected} · {done} · failed {summary.failed} → {topic}"
 
 
 @click.group("dlq", help="Inspect and replay dead letters.")
