@@ -18,6 +18,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from hookpipe.event import MAX_ATTRIBUTE_BYTES, to_message
 from hypothesis import HealthCheck, given, seed, settings
@@ -202,8 +203,10 @@ def test_ingest_never_fails_and_never_keeps_anything_without_credentials(
             params=params,
             content=body if method not in ("GET", "HEAD") else None,
         )
-    except (ValueError, UnicodeEncodeError):
-        return  # the client itself refused to send it (e.g. a non-latin-1 header)
+    except (ValueError, UnicodeEncodeError, httpx.InvalidURL):
+        # The client itself refused to send it: a non-latin-1 header, a path starting "//"
+        # (which seeds found only now and then: each run explores a new one).
+        return
     assert response.status_code < 500, response.text
     if method != "HEAD" and response.status_code >= 400:
         assert response.json()["status"] == response.status_code
