@@ -22,7 +22,7 @@ from hookpipe_worker.archive import ArchivedDeadLetter, bigquery_archive_row
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import RowRejected
 from hookpipe_worker.rows import (
-    MAX_BIGQUERY_ROW_BYTES,
+    MAX_INSERT_ALL_BYTES,
     EventRow,
     bigquery_row,
     bigquery_row_bytes,
@@ -76,10 +76,10 @@ def insert(client: InsertAllWithLimits, rows: list[EventRow]) -> dict[str, RowRe
 
 
 def test_requests_fill_up_to_the_size_limit_and_the_row_count() -> None:
-    half = MAX_BIGQUERY_ROW_BYTES // 2
+    half = MAX_INSERT_ALL_BYTES // 2
     assert requests([half - 600, half - 600, 500]) == [(0, 2), (2, 3)]
     assert requests([10] * (MAX_ROWS_PER_REQUEST + 1)) == [(0, 500), (500, 501)]
-    assert requests([10, MAX_BIGQUERY_ROW_BYTES * 2, 10]) == [(0, 1), (1, 2), (2, 3)]  # alone
+    assert requests([10, MAX_INSERT_ALL_BYTES * 2, 10]) == [(0, 1), (1, 2), (2, 3)]  # alone
     assert requests([]) == []
 
 

@@ -37,7 +37,7 @@ from requests.exceptions import RequestException
 
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import SinkUnavailable
-from hookpipe_worker.rows import MAX_BIGQUERY_ROW_BYTES
+from hookpipe_worker.rows import MAX_INSERT_ALL_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +101,7 @@ def bigquery_archive_row(record: ArchivedDeadLetter, now: datetime) -> dict[str,
     """The record as BigQuery's ``dead_letters`` holds it. Its ``data`` is left out (NULL) when the
     row would be too large for insertAll; Postgres's copy, which replay reads, always has it."""
     row = _bigquery_archive_row(record, now)
-    if len(json.dumps(row)) > MAX_BIGQUERY_ROW_BYTES:
+    if len(json.dumps(row)) > MAX_INSERT_ALL_BYTES:
         row["data"] = None
     return row
 

@@ -8,7 +8,7 @@
 * A typed column whose value does not convert is NULL and marked; the payload stays complete.
 * A current-state version more than ``MAX_VERSION_AHEAD`` ahead of ingest's receipt time would
   freeze the key's state row (nothing later could be newer): it is marked as unconvertible.
-* A row too large for BigQuery's insertAll (``MAX_BIGQUERY_ROW_BYTES`` serialized) goes to BigQuery
+* A row too large for BigQuery's insertAll (``MAX_INSERT_ALL_BYTES`` serialized) goes to BigQuery
   without its payload and body, marked; Postgres keeps them. (A 9 MiB webhook can grow to three
   times that as JSON-escaped text.)
 
@@ -38,7 +38,7 @@ from hookpipe_worker.errors import UnknownSource
 MAX_VERSION_AHEAD = timedelta(days=1)
 # insertAll refuses a request, or a row, over 10 MB. The sink keeps each request under this
 # (sinks/bigquery.py), so a row serialized larger than this cannot be sent whole.
-MAX_BIGQUERY_ROW_BYTES = 9_000_000
+MAX_INSERT_ALL_BYTES = 9_000_000
 # Escaped as JSON with ASCII output, as the BigQuery client sends it, one character becomes at most
 # 12 bytes (an astral code point as two \uXXXX escapes); base64 makes 3 bytes 4.
 _MAX_ESCAPED_BYTES_PER_CHAR = 12
@@ -128,13 +128,13 @@ def build_row(
 def fit_bigquery(row: EventRow) -> EventRow:
     """``row``, or, when it is too large for a BigQuery row, ``row`` marked to go to BigQuery
     without its payload and body."""
-    if size_bound(row) <= MAX_BIGQUERY_ROW_BYTES:  # nearly every row: no need to serialize it
+    if size_bound(row) <= MAX_INSERT_ALL_BYTES:  # nearly every row: no need to serialize it
         return row
     size = bigquery_row_bytes(row)
-    if size <= MAX_BIGQUERY_ROW_BYTES:
+    if size <= MAX_INSERT_ALL_BYTES:
         return row
     reason = (
-        f"the row is {size:,} bytes as BigQuery receives it, over its {MAX_BIGQUERY_ROW_BYTES:,}"
+        f"the row is {size:,} bytes as BigQuery receives it, over its {MAX_INSERT_ALL_BYTES:,}"
         "-byte limit: the payload and body are stored in Postgres only"
     )
     return replace(

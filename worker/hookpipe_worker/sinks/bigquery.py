@@ -6,7 +6,7 @@ insertAll rather than the Storage Write API.
 
 insertAll refuses a request over 10 MB whole, and a batch of 500 rows can be far larger than its
 ``batch_max_bytes`` once JSON-escaped (non-ASCII text triples), so a batch is sent as as many
-requests as keep each under ``MAX_BIGQUERY_ROW_BYTES`` (rows that could not fit even alone are
+requests as keep each under ``MAX_INSERT_ALL_BYTES`` (rows that could not fit even alone are
 marked before they get here: ``hookpipe_worker.rows.fit_bigquery``).
 """
 
@@ -24,7 +24,7 @@ from google.cloud import bigquery
 from requests.exceptions import RequestException
 
 from hookpipe_worker.errors import RowRejected, SinkUnavailable
-from hookpipe_worker.rows import MAX_BIGQUERY_ROW_BYTES, EventRow, bigquery_row
+from hookpipe_worker.rows import MAX_INSERT_ALL_BYTES, EventRow, bigquery_row
 
 # What an insertAll request holds besides its rows: {"rows": [...], "skipInvalidRows": ...}.
 REQUEST_OVERHEAD_BYTES = 1024
@@ -78,8 +78,8 @@ class BigQuerySink:
         ]
         errors: list[dict[str, Any]] = []
         for start, end in requests(sizes):
-            if sizes[start] > MAX_BIGQUERY_ROW_BYTES:  # alone, and still too large: refused alone
-                message = f"{sizes[start]:,} bytes, over the {MAX_BIGQUERY_ROW_BYTES:,}-byte limit"
+            if sizes[start] > MAX_INSERT_ALL_BYTES:  # alone, and still too large: refused alone
+                message = f"{sizes[start]:,} bytes, over the {MAX_INSERT_ALL_BYTES:,}-byte limit"
                 errors.append(
                     {"index": start, "errors": [{"reason": "invalid", "message": message}]}
                 )
@@ -102,12 +102,12 @@ class BigQuerySink:
 
 def requests(sizes: Sequence[int]) -> list[tuple[int, int]]:
     """Split rows of these serialized ``sizes`` into consecutive requests, as ``(start, end)``
-    slices, each under ``MAX_BIGQUERY_ROW_BYTES`` and ``MAX_ROWS_PER_REQUEST`` (a row larger
+    slices, each under ``MAX_INSERT_ALL_BYTES`` and ``MAX_ROWS_PER_REQUEST`` (a row larger
     than the limit gets a slice of its own, so that it fails alone)."""
     slices: list[tuple[int, int]] = []
     start, total = 0, REQUEST_OVERHEAD_BYTES
     for i, size in enumerate(sizes):
-        full = i - start >= MAX_ROWS_PER_REQUEST or total + size + 1 > MAX_BIGQUERY_ROW_BYTES
+        full = i - start >= MAX_ROWS_PER_REQUEST or total + size + 1 > MAX_INSERT_ALL_BYTES
         if i > start and full:
             slices.append((start, i))
             start, total = i, REQUEST_OVERHEAD_BYTES
