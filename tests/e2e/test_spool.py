@@ -161,6 +161,18 @@ def _publisher(stack: StackHandle) -> Callable[[bytes, Mapping[str, str]], None]
     return publish
 
 
+def _drain_pass(stack: StackHandle, **env: str) -> subprocess.CompletedProcess[str]:
+    """One ``hookpipe-spool drain`` pass, as the Cloud Run job runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "hookpipe_ingest.drain", "drain"],
+        env={**stack.stack.service_env(), "PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_a_drainer_killed_between_publish_and_delete_duplicates_nothing_downstream(
     stack: StackHandle,
 ) -> None:
@@ -188,19 +200,11 @@ def test_a_drainer_killed_between_publish_and_delete_duplicates_nothing_downstre
 def test_two_drainers_racing_lose_and_duplicate_nothing(stack: StackHandle) -> None:
     with _env(stack), _no_background_drainer(stack):
         ids = _spool_events(stack, 200)
-        env = {**stack.stack.service_env(), "PATH": "/usr/bin:/bin"}
         start = threading.Barrier(2)
 
         def run_drainer() -> subprocess.CompletedProcess[str]:
             start.wait()
-            return subprocess.run(
-                [sys.executable, "-m", "hookpipe_ingest.drain", "drain"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            return _drain_pass(stack)
 
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(lambda _: run_drainer(), range(2)))
@@ -217,33 +221,17 @@ def test_a_drain_pass_that_cannot_publish_exits_non_zero_and_deletes_nothing(
 ) -> None:
     """The Cloud Run job's failed execution is how an operator hears of a drain that cannot
     publish (beside the undrained-spool alert); the objects stay for the next pass."""
-    env = {
-        **stack.stack.service_env(),
-        "PATH": "/usr/bin:/bin",
-        "HOOKPIPE_PUBLISH_TIMEOUT_SECONDS": "1",
-    }
-
-    def run_drainer() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "hookpipe_ingest.drain", "drain"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
     with _env(stack), _no_background_drainer(stack):
         ids = _spool_events(stack, 3)
         stack.stack.pubsub.stop()
         try:
-            failed = run_drainer()
+            failed = _drain_pass(stack, HOOKPIPE_PUBLISH_TIMEOUT_SECONDS="1")
         finally:
             stack.stack.restart_pubsub()
         assert failed.returncode == 1, failed.stderr + failed.stdout
         assert '"failed": 3' in failed.stdout + failed.stderr
         assert len(list(_spool(stack).list())) == 3
-        drained = run_drainer()
+        drained = _drain_pass(stack)
         assert drained.returncode == 0, drained.stderr + drained.stdout
         stack.wait_committed(ids)
         assert list(_spool(stack).list()) == []
