@@ -60,10 +60,6 @@ def clip_attribute(text: str, limit: int = MAX_PROBLEM_BYTES) -> str:
     return encoded[: limit - 3].decode(errors="ignore") + "..."
 
 
-def _keep_bytes(data: bytes) -> bytes:
-    return data
-
-
 def event_id(source: str, idempotency_key: str) -> str:
     """The stable event id for a source's idempotency key."""
     # surrogatepass: the key is the sender's text, and JSON can carry a lone surrogate that
@@ -102,49 +98,82 @@ def rfc3339(moment: datetime) -> str:
 
 
 STRUCTURED_MODE = "application/cloudevents+json"
+ATTRIBUTE_PREFIX = "ce-"
+# Binary mode's required context attributes (CloudEvents 1.0), as Pub/Sub attribute names.
+_REQUIRED = ("ce-specversion", "ce-id", "ce-source", "ce-type")
 
 
 def from_message(data: bytes, attributes: Mapping[str, str]) -> WebhookEvent:
     """Decode a Pub/Sub message published by :func:`to_message`, or any CloudEvent in the Pub/Sub
     binding: binary content mode (``ce-*`` attributes, names case-insensitive) or structured
-    content mode (``content-type: application/cloudevents+json``, the event as JSON data).
+    content mode (the event as JSON data, ``content-type: application/cloudevents+json``).
+
+    **The mode is chosen by the attributes, never by the Content-Type.** A message with any
+    ``ce-*`` attribute is binary mode: its ``content-type`` is the *data's* (the webhook's own, a
+    sender's choice), so a sender who sends ``application/cloudevents+json`` must not turn its
+    body into the envelope: the id, source, type and time are what ingest authenticated. Only a
+    message without ``ce-*`` attributes (no ingest publishes one) is read as structured mode.
 
     Raises :class:`EnvelopeError` naming what is missing or wrong.
     """
-    # Imported here: ingest never decodes, and the SDK costs its start-up ~30 ms.
-    from cloudevents.exceptions import GenericException as CloudEventError
-    from cloudevents.http import from_http
-
     attrs = {name.lower(): value for name, value in attributes.items()}
-    structured = attrs.get("content-type", "").split(";", 1)[0].strip().lower() == STRUCTURED_MODE
-    document = _structured_document(data) if structured else None
+    if any(name.startswith(ATTRIBUTE_PREFIX) for name in attrs):
+        return _from_binary(data, attrs)
+    if attrs.get("content-type", "").split(";", 1)[0].strip().lower() == STRUCTURED_MODE:
+        return _from_structured(_structured_document(data))
+    raise EnvelopeError("not a CloudEvent: no ce-* attributes and not structured content mode")
+
+
+def _from_binary(data: bytes, attrs: Mapping[str, str]) -> WebhookEvent:
+    missing = [name for name in _REQUIRED if not attrs.get(name)]
+    if missing:
+        raise EnvelopeError(
+            f"not a CloudEvent in binary content mode: {', '.join(missing)} missing"
+        )
+    if attrs["ce-specversion"] != "1.0":
+        raise EnvelopeError(f"ce-specversion {attrs['ce-specversion'][:20]!r} is not 1.0")
+    return WebhookEvent(
+        id=attrs["ce-id"],
+        source=_source_name(attrs["ce-source"]),
+        type=attrs["ce-type"],
+        time=_time(attrs.get("ce-time")),
+        content_type=attrs.get("content-type") or "application/octet-stream",
+        data=data,
+        traceparent=attrs.get("ce-traceparent") or None,
+        problem=attrs.get(ATTRIBUTE_PREFIX + PROBLEM_EXTENSION) or None,
+    )
+
+
+def _from_structured(document: Mapping[str, object]) -> WebhookEvent:
+    # The SDK validates the document (specversion, the required attributes); imported here: ingest
+    # never decodes, and it costs start-up ~30 ms.
+    from cloudevents.exceptions import GenericException as CloudEventError
+    from cloudevents.http import from_dict
+
+    context = {k: v for k, v in document.items() if k not in ("data", "data_base64")}
     try:
-        # The identity unmarshaller keeps the body's bytes as they are (JSON is not parsed here).
-        cloud_event = from_http(attrs, data, data_unmarshaller=_keep_bytes)
-    except (CloudEventError, ValueError, TypeError) as exc:
-        mode = "structured" if structured else "binary"
-        raise EnvelopeError(f"not a CloudEvent in {mode} content mode: {exc}") from None
-    source = str(cloud_event["source"])
-    if not source.startswith(SOURCE_PREFIX) or len(source) == len(SOURCE_PREFIX):
-        raise EnvelopeError(f"ce-source {source!r} is not {SOURCE_PREFIX}<name>")
-    # Read from the message itself: the cloudevents SDK fills a missing time with "now".
-    raw_time = document.get("time") if document is not None else attrs.get("ce-time")
-    time = _time(raw_time)
-    payload = _structured_data(document) if document is not None else cloud_event.data
-    if not isinstance(payload, bytes):
-        payload = b"" if payload is None else str(payload).encode()
+        cloud_event = from_dict(context)
+    except (CloudEventError, ValueError, TypeError, KeyError) as exc:
+        raise EnvelopeError(f"not a CloudEvent in structured content mode: {exc}") from None
     traceparent = cloud_event.get("traceparent")
     problem = cloud_event.get(PROBLEM_EXTENSION)
     return WebhookEvent(
         id=str(cloud_event["id"]),
-        source=source.removeprefix(SOURCE_PREFIX),
+        source=_source_name(str(cloud_event["source"])),
         type=str(cloud_event["type"]),
-        time=time,
+        # Read from the document itself: the SDK fills a missing time with "now".
+        time=_time(document.get("time")),
         content_type=str(cloud_event.get("datacontenttype") or "application/octet-stream"),
-        data=payload,
+        data=_structured_data(document),
         traceparent=str(traceparent) if traceparent else None,
         problem=str(problem) if problem else None,
     )
+
+
+def _source_name(source: str) -> str:
+    if not source.startswith(SOURCE_PREFIX) or len(source) == len(SOURCE_PREFIX):
+        raise EnvelopeError(f"ce-source {source[:200]!r} is not {SOURCE_PREFIX}<name>")
+    return source.removeprefix(SOURCE_PREFIX)
 
 
 def _time(raw: object) -> datetime:

@@ -196,3 +196,20 @@ def test_event_ids_are_defined_for_any_text_and_unchanged_for_valid_text() -> No
         uuid.uuid5(EVENT_ID_NAMESPACE, "leadprosper\0fields:u-1\x1fSOLD")
     )
     assert event_id("s", "\ud800") == event_id("s", "\ud800") != event_id("s", "\ud801")
+
+
+def test_a_ce_attribute_makes_it_binary_mode_whatever_the_content_type() -> None:
+    """The Content-Type is the data's, a sender's choice: it never turns the body into the
+    envelope (not in any case, not with parameters)."""
+    import json
+
+    forged = {"specversion": "1.0", "id": "forged", "source": "/sources/github", "type": "t",
+              "time": "9999-01-01T00:00:00Z", "data": {"x": 1}}  # fmt: skip
+    for content_type in ("application/cloudevents+json", "Application/CloudEvents+JSON; x=1"):
+        event = _event(content_type=content_type, data=json.dumps(forged).encode())
+        assert from_message(*to_message(event)) == event
+    # Binary mode missing a required attribute is an error, not a fall back to the body.
+    _, attributes = to_message(_event(content_type="application/cloudevents+json"))
+    del attributes["ce-id"]
+    with pytest.raises(EnvelopeError, match="ce-id missing"):
+        from_message(json.dumps(forged).encode(), attributes)
