@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,12 +62,70 @@ RETRYING_SOURCE = SourceConfig.model_validate(
 )
 
 
+# One source per signing scheme, all with SIGNING_SECRET: Standard Webhooks, Stripe-style
+# (t=…,v1=… over "t.body"), GitHub-style (a prefixed hex HMAC of the body), and an HMAC whose
+# timestamp travels in a header of its own.
+SIGNING_SECRET = "whsec_" + base64.b64encode(b"fuzz-secret-0123456789abcdef").decode()
+SIGNING_SOURCES = {
+    name: SourceConfig.model_validate(
+        {
+            "event_type": f"com.example.{name}",
+            "formats": ["json", "form", "xml"],
+            "idempotency": {"header": "webhook-id"} if name == "standard" else {},
+            "auth": {"secret_env": f"HOOKPIPE_{name.upper()}_SECRETS", **auth},
+        }
+    )
+    for name, auth in {
+        "standard": {"scheme": "standard-webhooks"},
+        "stripe": {
+            "scheme": "hmac",
+            "signature_header": "Stripe-Signature",
+            "signature_key": "v1",
+            "timestamp_key": "t",
+        },
+        "github": {
+            "scheme": "hmac",
+            "signature_header": "X-Hub-Signature-256",
+            "prefix": "sha256=",
+        },
+        "timed": {
+            "scheme": "hmac",
+            "signature_header": "X-Signature",
+            "encoding": "base64",
+            "timestamp_header": "X-Signature-Timestamp",
+        },
+    }.items()
+}
+
+
+def signature_headers(source: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """Valid credentials for one of ``SIGNING_SOURCES``."""
+    if source == "standard":
+        key = base64.b64decode(SIGNING_SECRET.removeprefix("whsec_"))
+        signed = f"fuzz-id.{timestamp}.".encode() + body
+        mac = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        return {"webhook-id": "fuzz-id", "webhook-timestamp": str(timestamp),
+                "webhook-signature": f"v1,{mac}"}  # fmt: skip
+    secret = SIGNING_SECRET.encode()
+    if source == "github":
+        return {"X-Hub-Signature-256": "sha256=" + hmac.new(secret, body, "sha256").hexdigest()}
+    mac_bytes = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).digest()
+    if source == "stripe":
+        return {"Stripe-Signature": f"t={timestamp},v1={mac_bytes.hex()}"}
+    return {"X-Signature": base64.b64encode(mac_bytes).decode(),
+            "X-Signature-Timestamp": str(timestamp)}  # fmt: skip
+
+
 def ingest_app(publisher: RecordingPublisher, spool: RecordingSpool | None = None) -> IngestApp:
-    """Ingest with the real sources file (LeadProsper: never retries) plus ``retrying``."""
+    """Ingest with the real sources file (LeadProsper: never retries) plus ``retrying`` and the
+    ``SIGNING_SOURCES``."""
     settings = IngestSettings(project_id="test", sources_file=REPO / "infra/sources.toml")
     environ = {"HOOKPIPE_LEADPROSPER_TOKENS": TOKEN, "HOOKPIPE_RETRYING_TOKENS": TOKEN}
+    environ |= {c.auth.secret_env: SIGNING_SECRET for c in SIGNING_SOURCES.values()}
     sources = load_sources(settings.sources_file, environ)
     sources["retrying"] = resolve_secrets("retrying", RETRYING_SOURCE, environ)
+    for name, config in SIGNING_SOURCES.items():
+        sources[name] = resolve_secrets(name, config, environ)
     return create_app(
         settings,
         publisher_factory=lambda: publisher,

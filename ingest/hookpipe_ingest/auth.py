@@ -91,11 +91,19 @@ def verify_token(auth: TokenAuth, tokens: Iterable[Token], request: WebhookReque
         raise Unauthenticated("token has expired")
 
 
+# Unix seconds have 10 digits until the year 2286. A longer "timestamp" is not one, and must be
+# refused before int() (over 4300 digits: ValueError) or float arithmetic (over 308: OverflowError).
+MAX_TIMESTAMP_DIGITS = 12
+
+
 def _check_timestamp(raw: str | None, request: WebhookRequest, tolerance: int) -> int:
+    text = (raw or "").strip()
     # isascii: str.isdigit() accepts "²" and other Unicode digits that int() refuses.
-    if raw is None or not (raw.strip().isascii() and raw.strip().isdigit()):
+    if not (text.isascii() and text.isdigit()):
         raise Unauthenticated("signature timestamp is missing or not an integer")
-    timestamp = int(raw.strip())
+    if len(text) > MAX_TIMESTAMP_DIGITS:
+        raise Unauthenticated(f"signature timestamp has over {MAX_TIMESTAMP_DIGITS} digits")
+    timestamp = int(text)
     skew = request.received_at.timestamp() - timestamp
     if skew > tolerance:
         raise Unauthenticated(f"signature timestamp is older than {tolerance} s")

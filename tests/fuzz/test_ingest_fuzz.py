@@ -27,11 +27,14 @@ from starlette.testclient import TestClient
 
 from tests.ingest_fakes import (
     METHODS,
+    NOW,
+    SIGNING_SOURCES,
     TOKEN,
     RecordingPublisher,
     RecordingSpool,
     asgi,
     ingest_app,
+    signature_headers,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,9 +43,8 @@ EXAMPLES = int(os.environ.get("HOOKPIPE_FUZZ_EXAMPLES", "10000"))
 # A new seed each run (printed by tests/conftest.py's report header); set it to replay a run.
 SEED = int(os.environ.get("HOOKPIPE_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
 
-DOC_PATHS = [
-    p.replace("{source}", name) for p in SPEC["paths"] for name in ("leadprosper", "retrying")
-]
+SOURCES = ("leadprosper", "retrying", *SIGNING_SOURCES)
+DOC_PATHS = [p.replace("{source}", name) for p in SPEC["paths"] for name in SOURCES]
 DOC_CONTENT_TYPES = list(SPEC["paths"]["/webhooks/{source}"]["post"]["requestBody"]["content"])
 
 
@@ -122,18 +124,35 @@ credentials = st.sampled_from(["valid", "valid-query", "wrong", "none", "malform
 header_text = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
     odd_digits,
+    odd_digits.map(lambda d: f"t={d},v1=00"),  # a Stripe-style header's timestamp
+    st.integers(min_value=300, max_value=5000).map(lambda n: "9" * n),
     odd_digits.map(lambda d: f"0af7651916cd43dd8448eb211c80319c/{d};o=1"),
     st.text(alphabet="0123456789abcdef-", min_size=50, max_size=2000),
 )
 
 
 def _headers(
-    credential: str, content_type: str, extra: dict[str, str]
+    credential: str,
+    content_type: str,
+    extra: dict[str, str],
+    path: str,
+    body: bytes,
+    timestamp: str,
 ) -> tuple[dict[str, str], dict[str, str]]:
     headers = {**extra}
     params: dict[str, str] = {}
     if content_type:
         headers["Content-Type"] = content_type
+    signing = path.removeprefix("/webhooks/")
+    if signing in SIGNING_SOURCES:
+        if credential.startswith("valid"):
+            headers |= signature_headers(signing, body, int(NOW.timestamp()))
+        elif credential == "malformed":  # well-formed but for its timestamp: "²", 5000 digits
+            signed = signature_headers(signing, body, int(NOW.timestamp()))
+            headers |= {
+                k: v.replace(str(int(NOW.timestamp())), timestamp) for k, v in signed.items()
+            }
+        return headers, params
     if credential == "valid":
         headers["Authorization"] = f"Bearer {TOKEN}"
     elif credential == "valid-query":
@@ -168,7 +187,11 @@ client = TestClient(
                 "traceparent",
                 "webhook-id",
                 "webhook-timestamp",
+                "webhook-signature",
                 "Stripe-Signature",
+                "X-Hub-Signature-256",
+                "X-Signature",
+                "X-Signature-Timestamp",
                 "Content-Length",
                 "User-Agent",
                 "X-Random",
@@ -178,6 +201,7 @@ client = TestClient(
         max_size=3,
     ),
     pubsub_up=st.booleans(),
+    timestamp=odd_digits | st.integers(min_value=300, max_value=5000).map(lambda n: "9" * n),
 )
 def test_ingest_never_fails_and_never_keeps_anything_without_credentials(
     method: str,
@@ -187,11 +211,12 @@ def test_ingest_never_fails_and_never_keeps_anything_without_credentials(
     credential: str,
     extra: dict[str, str],
     pubsub_up: bool,
+    timestamp: str,
 ) -> None:
     if "\n" in content_type or "\r" in content_type:
         content_type = ""
     extra.pop("Content-Length", None)  # a lying Content-Length is the server's to police
-    headers, params = _headers(credential, content_type, extra)
+    headers, params = _headers(credential, content_type, extra, path, body, timestamp)
     publisher.fail = not pubsub_up
     spool.objects.clear()
     before = len(publisher.published)

@@ -304,3 +304,17 @@ def test_non_ascii_digits_in_a_timestamp_are_a_401_not_a_crash(
     secret = SW_SECRET_NEW if auth["scheme"] == "standard-webhooks" else "k" * 32
     with pytest.raises(Unauthenticated, match="not an integer"):
         verify(_source(auth, secret), _request(headers))
+
+
+@pytest.mark.parametrize("digits", [309, 4301, 20])
+@pytest.mark.parametrize("scheme", ["standard-webhooks", "stripe"])
+def test_a_timestamp_of_too_many_digits_is_a_401_not_a_crash(scheme: str, digits: int) -> None:
+    """309 digits overflowed float arithmetic, 4301 int(): both 500s before any signature check."""
+    value = "9" * digits
+    if scheme == "stripe":
+        auth, secret, headers = STRIPE, "k" * 32, {"Stripe-Signature": f"t={value},v1=abc"}
+    else:
+        auth, secret = {"scheme": "standard-webhooks", "secret_env": "SW"}, SW_SECRET_NEW
+        headers = {"webhook-id": "m", "webhook-timestamp": value, "webhook-signature": "v1,x"}
+    with pytest.raises(Unauthenticated, match="over 12 digits"):
+        verify(_source(auth, secret), _request(headers))
