@@ -3,9 +3,15 @@
 Conversions (``ColumnSpec.type``):
 
 * ``string``: the value as text.
-* ``integer``: an integer, or text that is one (``"42"``).
-* ``numeric``: an exact decimal from a number or text (``"12.50"``); NaN, infinities and values
-  outside BigQuery NUMERIC's range (29 digits before the point) refused.
+* ``integer``: an integer, or text that is one (``"42"``), within INT64 (BigQuery's INT64,
+  Postgres's ``bigint``).
+* ``numeric``: an exact decimal from a number or text (``"12.50"``) that BigQuery NUMERIC holds
+  exactly: at most 29 digits before the point and 9 after it (trailing zeros do not count).
+  NaN, infinities, ``1E-20000`` or ``0.`` and 20,000 digits (which Postgres ``numeric`` refuses
+  too) do not convert.
+
+**Every typed value is one both sinks hold**: a value one sink cannot store must not land in only
+the other, or fail its batch-mates at the sink.
 * ``timestamp``: epoch seconds (number or digits; 13-digit values are read as milliseconds), or
   ISO 8601 / ``YYYY-MM-DD HH:MM:SS`` text; text without an offset is UTC (LeadProsper's
   ``lp_lead_date_utc`` has none).
@@ -21,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
 from hookpipe.errors import PayloadError
@@ -86,23 +92,41 @@ def _kind(value: Any) -> str:
     return {list: "a list", dict: "an object", bool: "a boolean"}.get(type(value), "?")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _integer(raw: Any) -> int:
     if isinstance(raw, float):
         if not raw.is_integer():
             raise ValueError(raw)
-        return int(raw)
-    return int(str(raw).strip())
+        value = int(raw)
+    else:
+        value = int(str(raw).strip())
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(raw)
+    return value
 
 
-# BigQuery NUMERIC holds 38 digits, 9 after the point; Postgres numeric would take more, but a
-# value one sink cannot hold must not land in only the other.
+# BigQuery NUMERIC: 38 digits, 9 after the point. Postgres numeric takes more (and far fewer
+# than a Decimal can carry: at most 16383 after the point), so NUMERIC's bounds are both sinks'.
 NUMERIC_LIMIT = Decimal(10) ** 29
+NUMERIC_FRACTION_DIGITS = 9
+NUMERIC_SCALE = Decimal(10) ** -NUMERIC_FRACTION_DIGITS
+# Quantizing to the scale must be exact: trailing zeros go, any other digit past it is refused.
+_NUMERIC_CONTEXT = Context(prec=38, traps=[InvalidOperation, Inexact])
 
 
 def _numeric(raw: Any) -> Decimal:
     value = Decimal(str(raw).strip())
-    if not value.is_finite() or abs(value) >= NUMERIC_LIMIT:
+    # copy_abs, not abs(): abs() rounds to the default context's 28 digits.
+    if not value.is_finite() or value.copy_abs() >= NUMERIC_LIMIT:
         raise ValueError(raw)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -NUMERIC_FRACTION_DIGITS:
+        try:
+            return value.quantize(NUMERIC_SCALE, context=_NUMERIC_CONTEXT)
+        except (InvalidOperation, Inexact):
+            raise ValueError(raw) from None
     return value
 
 

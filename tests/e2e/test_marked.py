@@ -162,3 +162,58 @@ def test_text_postgres_cannot_store_does_not_fail_its_batch_mates(stack: StackHa
     assert [len(pg[i][3]) for i in ids[:4]] == [2, 1, 2, 1]
     assert pg[ids[3]][2]["phone"] == "123456789012345678901234567890"
     assert pg[ids[0]][2]["note"] == "\ufffd"
+
+
+def test_numbers_a_sink_cannot_hold_are_marked_and_do_not_fail_their_batch_mates(
+    stack: StackHandle,
+) -> None:
+    """Prices Postgres numeric cannot hold (beyond 16383 fraction digits) or BigQuery NUMERIC
+    cannot (beyond 9): marked in both sinks; their batch-mates and their leads' states land."""
+    hostile = ["1E-20000", "0." + "3" * 20000, "1.0000000001", "1" + "0" * 29]
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    leads = [lead(lp_purchase_price=price, lp_timestamp=t0.isoformat()) for price in hostile]
+    leads += [lead(lp_purchase_price="12.50", lp_timestamp=t0.isoformat()) for _ in range(12)]
+    ids = []
+    for body in leads:
+        response = stack.post(body)
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["event_id"])
+    stack.wait_committed(ids)
+    bq = _bq_marked(stack, ids)
+    pg = _pg_marked(stack, ids)
+    assert set(bq) == set(pg) == set(ids)
+    for event_id, body in zip(ids, leads, strict=True):
+        expected = Decimal(body["lp_purchase_price"]) if body in leads[len(hostile) :] else None
+        assert bq[event_id]["purchase_price"] == expected
+        state = _lead_state(stack, body["lp_lead_id"])
+        assert state[:2] == ("ACCEPTED", expected)
+    for event_id in ids[: len(hostile)]:
+        [problem] = pg[event_id][3]
+        assert problem["field"] == "lp_purchase_price"
+        assert bq[event_id]["problems"] == [problem]
+
+
+def test_a_body_of_a_hundred_thousand_problems_lands_in_both_sinks(stack: StackHandle) -> None:
+    """Each NUL value is a problem: the row lists a bounded number and lands whole."""
+    from hookpipe.problems import MAX_PROBLEMS
+
+    marker = uuid.uuid4().hex
+    body = f"lp_request_uuid={marker}&lp_status=SOLD&".encode() + b"&".join([b"a=%00"] * 150_000)
+    response = stack.http.post(
+        f"{stack.ingest_url}/webhooks/leadprosper",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {stack.token}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status_code == 202, response.text
+    event_id = response.json()["event_id"]
+    stack.wait_committed([event_id])
+    _, _, payload, problems, _ = _pg_marked(stack, [event_id])[event_id]
+    assert len(payload["a"]) == 150_000
+    assert len(problems) == MAX_PROBLEMS
+    assert problems[-1]["reason"] == f"{150_000 - MAX_PROBLEMS + 1:,} more problems not listed"
+    bq = _bq_marked(stack, [event_id])[event_id]
+    assert bq["problems"] == problems
+    assert bq["payload"]["lp_request_uuid"] == marker

@@ -5,6 +5,7 @@ connection comes out of the adapter as an interruption the writer retries, never
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -109,3 +110,46 @@ def test_a_row_psycopg_cannot_even_encode_fails_alone(stack: StackHandle) -> Non
     assert inserted == {r.event_id for r in good}
     assert isinstance(failed[bad.event_id], RowRejected)
     assert "UnicodeEncodeError" in str(failed[bad.event_id])
+
+
+def test_a_key_whose_state_postgres_refuses_fails_alone(stack: StackHandle) -> None:
+    """Values no mapping should let through (it bounds them: tests/unit/test_mapping.py), given
+    to the adapter directly: a numeric Postgres cannot hold (22003) and a key over the index's
+    row size (54000). Each fails its own key; the batch's other keys move."""
+    from decimal import Decimal
+    from pathlib import Path
+
+    from hookpipe.sources import load_source_configs
+    from hookpipe_worker.sinks.current_state import CurrentStateTable
+
+    from tests.events import lead_row
+
+    config = load_source_configs(Path(__file__).parents[2] / "infra/sources.toml")["leadprosper"]
+    assert config.current_state is not None
+    table = CurrentStateTable(
+        "leadprosper", config.current_state, {n: c.type for n, c in config.columns.items()}
+    )
+    tag = uuid.uuid4().hex[:8]
+    good = [lead_row(f"cs-{tag}-{i}", lead_id=f"CS-{tag}-{i}") for i in range(3)]
+    tiny = lead_row(f"cs-{tag}-tiny", lead_id=f"CS-{tag}-tiny")
+    tiny.columns["purchase_price"] = Decimal("1E-20000")
+    # Random, so that Postgres cannot compress it under the index's row limit.
+    long_key = lead_row(f"cs-{tag}-long", lead_id=f"CS-{tag}-" + secrets.token_hex(5000))
+
+    async def upsert() -> dict[str, str]:
+        pool = create_pool(stack.stack.postgres.url, min_size=1, max_size=1, timeout=5)
+        await pool.open()
+        try:
+            async with PostgresSink(pool).transaction() as tx:
+                return await tx.upsert_current_state(table, [*good, tiny, long_key])
+        finally:
+            await pool.close()
+
+    refused = asyncio.run(upsert())
+    assert refused.keys() == {tiny.event_id, long_key.event_id}
+    assert "SQLSTATE 22003" in refused[tiny.event_id]
+    assert "SQLSTATE 54000" in refused[long_key.event_id]
+    stored = stack.pg(
+        "SELECT lead_id FROM hookpipe.leadprosper_leads WHERE lead_id LIKE %s", [f"CS-{tag}-%"]
+    )
+    assert sorted(r[0] for r in stored) == sorted(r.columns["lead_id"] for r in good)

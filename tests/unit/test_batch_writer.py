@@ -38,6 +38,7 @@ class FakeStore:
     events: dict[str, EventRow] = field(default_factory=dict)
     current_state: dict[str, list[str]] = field(default_factory=dict)  # key -> event ids folded
     refuse: set[str] = field(default_factory=set)  # ids whose values the store refuses
+    refuse_keys: set[str] = field(default_factory=set)  # keys whose state the store refuses
     interruptions: int = 0  # transactions that fail to start (a refused connection)
     failed_commits: int = 0  # transactions whose commit is lost with the connection
     broken: SinkUnavailable | None = None  # a failure waiting cannot fix
@@ -83,10 +84,16 @@ class FakeTransaction:
 
     async def upsert_current_state(
         self, table: CurrentStateTable, rows: Sequence[EventRow]
-    ) -> None:
+    ) -> dict[str, str]:
+        refused: dict[str, str] = {}
         for row in rows:
             if row.source == table.source:
-                self.state.setdefault(row.columns[table.spec.key], []).append(row.event_id)
+                key = row.columns[table.spec.key]
+                if key in self.store.refuse_keys:
+                    refused[row.event_id] = "numeric field overflow (SQLSTATE 22003)"
+                else:
+                    self.state.setdefault(key, []).append(row.event_id)
+        return refused
 
 
 @dataclass
@@ -274,3 +281,21 @@ def test_only_sources_with_a_current_state_table_are_folded() -> None:
 
     assert asyncio.run(writer.commit([other, lead("a")])) == {"a": None, "x": None}
     assert store.current_state == {"L1": ["a"]}
+
+
+def test_a_key_whose_state_the_store_refuses_is_reported_and_fails_nothing() -> None:
+    store, row_log = FakeStore(refuse_keys={"L2"}), FakeRowLog()
+    reported: list[tuple[str, dict[str, str]]] = []
+    writer = BatchWriter(
+        store,
+        row_log,
+        SOURCES,
+        retry_seconds=1.0,
+        on_state_refused=lambda source, refused: reported.append((source, dict(refused))),
+    )
+    rows = [lead("a"), lead("b", lead_id="L2"), lead("c", lead_id="L3")]
+
+    assert asyncio.run(writer.commit(rows)) == {"a": None, "b": None, "c": None}
+    assert sorted(store.events) == sorted(row_log.inserts) == ["a", "b", "c"]
+    assert store.current_state == {"L1": ["a"], "L3": ["c"]}
+    assert reported == [("leadprosper", {"b": "numeric field overflow (SQLSTATE 22003)"})]

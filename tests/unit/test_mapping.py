@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hookpipe.mapping import MappingError, convert, map_columns
 from hookpipe.sources import ColumnSpec, SourceConfig, SourceConfigError, load_source_configs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -149,3 +151,42 @@ def test_a_body_limit_over_what_a_pubsub_message_holds_is_refused(tmp_path: Path
         load_source_configs(toml)
     toml.write_text(toml.read_text().replace("33554432", "9437184"))
     assert load_source_configs(toml)["x"].max_body_bytes == 9437184
+
+
+_numbers = (
+    st.decimals(allow_nan=True, allow_infinity=True).map(str)
+    | st.integers(min_value=-(2**70), max_value=2**70).map(str)
+    | st.from_regex(r"\A-?[0-9]{0,40}\.[0-9]{0,40}(E[+-]?[0-9]{1,5})?\Z")
+    | st.floats().map(repr)
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(raw=_numbers)
+def test_every_typed_number_is_one_both_sinks_hold(raw: str) -> None:
+    """NUMERIC: under 10**29 and exact at 9 fraction digits (BigQuery; Postgres numeric holds
+    that too, and refuses over 16383 fraction digits); integer: INT64 (bigint)."""
+    for type_ in ("numeric", "integer"):
+        try:
+            value = convert(ColumnSpec(field="f", type=type_), raw)
+        except MappingError:
+            continue
+        if value is None:
+            continue
+        if type_ == "integer":
+            assert -(2**63) <= value < 2**63
+        else:
+            assert value.is_finite()
+            assert value.copy_abs() < Decimal(10) ** 29
+            assert value == value.quantize(Decimal("1e-9"), context=Context(prec=60))
+            assert value == Decimal(raw.strip())  # exact: nothing rounded away
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["1E-20000", "0." + "1" * 20000, "1.0000000001", "1e29", str(2**63), "-9223372036854775809"],
+)
+def test_numbers_beyond_what_a_sink_holds_do_not_convert(raw: str) -> None:
+    type_ = "integer" if raw.lstrip("-").isdigit() else "numeric"
+    with pytest.raises(MappingError):
+        convert(ColumnSpec(field="f", type=type_), raw)  # type: ignore[arg-type]

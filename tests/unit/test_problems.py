@@ -53,3 +53,16 @@ def test_field_names_that_clean_to_the_same_name_keep_every_value() -> None:
     assert cleaned["a\ufffd"] == 3  # the name that was sent keeps its value
     assert len(problems) == 2
     json.dumps(cleaned, allow_nan=False).encode()  # every name is now storable
+
+
+def test_bounded_keeps_the_first_problems_and_says_how_many_more() -> None:
+    from hookpipe.problems import MAX_PROBLEMS, PROBLEMS, Problem, bounded
+
+    few = [Problem(f"f{i}", None, "r") for i in range(MAX_PROBLEMS)]
+    assert bounded(few) == tuple(few)
+    many = bounded([*few, Problem("x", None, "r")], more=9)
+    assert len(many) == MAX_PROBLEMS
+    assert many[:-1] == tuple(few[:-1])
+    assert many[-1] == Problem(PROBLEMS, None, "11 more problems not listed")
+    _, found = storable({"a": ["\x00"] * (MAX_PROBLEMS + 5)})
+    assert (len(found), found.more) == (MAX_PROBLEMS, 5)

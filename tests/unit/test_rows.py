@@ -74,6 +74,16 @@ def test_a_version_more_than_a_day_ahead_is_marked_so_it_cannot_freeze_current_s
     assert _row({"lp_timestamp": "9999-12-31T00:00:00Z"}).unconverted == {"event_time"}
 
 
+def test_a_key_too_long_to_index_is_marked_so_it_cannot_fail_current_state() -> None:
+    from hookpipe_worker.rows import MAX_KEY_BYTES
+
+    row = _row({"lp_lead_id": "é" * (MAX_KEY_BYTES // 2 + 1), "lp_status": "SOLD"})
+    assert row.columns["lead_id"] is None
+    assert row.unconverted == {"lead_id"}
+    assert "too long to key current state" in _problems(row)[0]["reason"]
+    assert _row({"lp_lead_id": "k" * MAX_KEY_BYTES}).problems == ()
+
+
 @pytest.mark.parametrize(
     ("event", "reason"),
     [
@@ -124,3 +134,23 @@ def test_bigquery_row_carries_problems_as_json_text() -> None:
     assert json.loads(record["problems"])[0]["field"] == "lp_sold_price"
     assert record["sold_price"] is None
     assert record["body"] is None
+
+
+def test_problems_are_bounded_and_counted_in_the_rows_size() -> None:
+    """A 1 MB form of NUL values would be 160k problems: a row BigQuery refuses, seconds of CPU."""
+    from hookpipe.problems import MAX_PROBLEMS
+    from hookpipe_worker.rows import bigquery_row_bytes
+
+    body = b"&".join([b"lp_purchase_price=N%2FA", *[b"a=%00"] * 160_000])
+    row = build_row(_event(body, "application/x-www-form-urlencoded"), DELIVERY, SOURCES)
+    problems = _problems(row)
+    assert len(problems) == MAX_PROBLEMS
+    assert problems[-2] == {
+        "field": "(problems)",
+        "value": None,
+        "reason": f"{160_000 - (MAX_PROBLEMS - 2):,} more problems not listed",
+    }
+    assert problems[-1]["field"] == "lp_purchase_price"  # a column's problem is always listed
+    assert row.payload_in_bigquery
+    assert bigquery_row_bytes(row) < 2 * len(body) + 100_000
+    assert row.size > len(row.payload_json or "") + sum(len(p["reason"]) for p in problems)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from hookpipe.batching import BatchPolicy, MicroBatcher
 from hookpipe.bigquery import bigquery_client
 from hookpipe.logging import log_event
+from hookpipe.problems import clip
 from hookpipe.sources import SourceConfig
 
 from hookpipe_worker.archive import ArchiveSink, DeadLetterArchive
@@ -28,6 +29,8 @@ from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
 from hookpipe_worker.writer import BatchWriter, RowWriter
 
 logger = logging.getLogger("hookpipe.worker")
+# A log line names at most this many event ids: Cloud Logging drops an entry over 256 KB.
+MAX_LOGGED_IDS = 20
 
 
 @dataclass
@@ -137,8 +140,28 @@ def default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfi
             },
         )
 
+    def on_state_refused(source: str, refused: Mapping[str, str]) -> None:
+        # The events are committed in both sinks; only the derived current state did not move.
+        log_event(
+            logger,
+            logging.ERROR,
+            f"current state of {len(refused)} {source} event(s) refused by Postgres",
+            project_id=settings.project_id,
+            fields={
+                "event": "current_state_refused",
+                "source": source,
+                "event_ids": sorted(refused)[:MAX_LOGGED_IDS],
+                "reason": clip(next(iter(refused.values()))),
+            },
+        )
+
     writer = BatchWriter(
-        postgres, bq, sources, retry_seconds=settings.postgres_retry_seconds, on_retry=on_retry
+        postgres,
+        bq,
+        sources,
+        retry_seconds=settings.postgres_retry_seconds,
+        on_retry=on_retry,
+        on_state_refused=on_state_refused,
     )
     archive = DeadLetterArchive(
         pool, bq_client, settings.bigquery_dead_letters_table_id, settings.bigquery_timeout_seconds

@@ -6,6 +6,7 @@
   payload, the original bytes in ``body`` and the problem; it does not touch current state.
 * Text or numbers the sinks cannot store are replaced (``hookpipe.problems.storable``) and marked.
 * A typed column whose value does not convert is NULL and marked; the payload stays complete.
+* A current-state key over ``MAX_KEY_BYTES`` cannot be indexed: marked, current state untouched.
 * A current-state version more than ``MAX_VERSION_AHEAD`` ahead of ingest's receipt time would
   freeze the key's state row (nothing later could be newer): it is marked as unconvertible.
 * A row too large for BigQuery's insertAll (``MAX_INSERT_ALL_BYTES`` serialized) goes to BigQuery
@@ -29,13 +30,16 @@ from hookpipe.errors import PayloadError
 from hookpipe.event import WebhookEvent, rfc3339
 from hookpipe.mapping import map_columns
 from hookpipe.payload import normalize
-from hookpipe.problems import BODY, Problem, clip, storable
+from hookpipe.problems import BODY, MAX_PROBLEMS, Problem, bounded, clip, storable
 from hookpipe.sources import SourceConfig
 
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import UnknownSource
 
 MAX_VERSION_AHEAD = timedelta(days=1)
+# Postgres refuses a btree entry over ~2.7 KB (SQLSTATE 54000): a longer current-state key could
+# never be stored, so it is marked instead.
+MAX_KEY_BYTES = 1024
 # insertAll refuses a request, or a row, over 10 MB. The sink keeps each request under this
 # (sinks/bigquery.py), so a row serialized larger than this cannot be sent whole.
 MAX_INSERT_ALL_BYTES = 9_000_000
@@ -64,7 +68,9 @@ class EventRow:
 
     @property
     def size(self) -> int:
-        return len(self.payload_json or "") + len(self.body or b"") + 256
+        """Roughly what the row weighs in a batch (the batcher's ``max_bytes``)."""
+        problems = sum(len(p.value or "") + len(p.reason) + len(p.field) for p in self.problems)
+        return len(self.payload_json or "") + len(self.body or b"") + problems + 256
 
     @property
     def problems_json(self) -> str | None:
@@ -114,12 +120,23 @@ def build_row(
                 clip(payload.get(spec.field)),
                 f"more than {MAX_VERSION_AHEAD.days} day ahead of the time ingest received it",
             )
+        key = columns.get(state.key)
+        if isinstance(key, str) and len(key.encode("utf-8", "replace")) > MAX_KEY_BYTES:
+            spec = config.columns[state.key]
+            columns[state.key] = None
+            column_problems[state.key] = Problem(
+                spec.field, clip(key), f"over {MAX_KEY_BYTES} bytes: too long to key current state"
+            )
     return fit_bigquery(
         replace(
             base,
             payload_json=json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
             columns=columns,
-            problems=(*problems, *column_problems.values()),
+            # The columns' problems always listed: they are few, and say why a column is NULL.
+            problems=(
+                *bounded(problems, problems.more, MAX_PROBLEMS - len(column_problems)),
+                *column_problems.values(),
+            ),
             unconverted=frozenset(column_problems),
         )
     )

@@ -42,6 +42,9 @@ MAX_RETRY_DELAY = 2.0
 
 # Called before each retry: the attempt that failed (1-based), why, and the delay before the next.
 type OnRetry = Callable[[int, BaseException, float], None]
+# Called after a commit in which the store refused to move some keys' current state: the source,
+# and per event id (committed in both sinks all the same) why its key did not move.
+type OnStateRefused = Callable[[str, Mapping[str, str]], None]
 
 
 class StoreTransaction(Protocol):
@@ -55,7 +58,7 @@ class StoreTransaction(Protocol):
 
     async def upsert_current_state(
         self, table: CurrentStateTable, rows: Sequence[EventRow]
-    ) -> None: ...
+    ) -> dict[str, str]: ...  # per event id whose key's state the store refused to move, why
 
 
 class EventStore(Protocol):
@@ -84,6 +87,7 @@ class BatchWriter:
         *,
         retry_seconds: float,
         on_retry: OnRetry | None = None,
+        on_state_refused: OnStateRefused | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -91,6 +95,7 @@ class BatchWriter:
         self.row_log = row_log
         self._retry_seconds = retry_seconds
         self._on_retry = on_retry
+        self._on_state_refused = on_state_refused
         self._clock = clock
         self._sleep = sleep
         # Per source with a current-state table: its upsert, built once rather than per batch.
@@ -136,6 +141,15 @@ class BatchWriter:
             if take_back:
                 await tx.delete(take_back)
             committed = [r for r in accepted if r.event_id not in log_rejected]
-            for table in self._current_state_tables:
-                await tx.upsert_current_state(table, committed)
+            state_refused = [
+                (table.source, refused)
+                for table in self._current_state_tables
+                if (refused := await tx.upsert_current_state(table, committed))
+            ]
+        # Reported only once the commit held: the events are in both sinks, marked nowhere, and
+        # current state is derived from them, so this is an operator's alert, not a redelivery
+        # (which would fail the same way).
+        if self._on_state_refused is not None:
+            for source, refused in state_refused:
+                self._on_state_refused(source, refused)
         return {r.event_id: rejected.get(r.event_id) for r in unique}

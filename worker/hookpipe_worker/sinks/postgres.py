@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import psycopg
+import psycopg.errors
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hookpipe_worker.errors import RowRejected, SinkInterrupted, SinkUnavailable, WorkerError
 from hookpipe_worker.rows import EventRow
-from hookpipe_worker.sinks.current_state import CurrentStateTable
+from hookpipe_worker.sinks.current_state import CurrentStateTable, KeyState
 
 INSERT_EVENTS = """
 INSERT INTO hookpipe.events
@@ -52,10 +53,12 @@ INTERRUPTIONS = (psycopg.OperationalError, PoolTimeout)
 
 
 def is_row_error(exc: BaseException) -> bool:
-    """Data exceptions (SQLSTATE class 22) and integrity violations (23) belong to the row's values:
-    retrying cannot fix them. Everything else (connections, deadlocks, a missing table during a
-    deploy) may succeed later."""
-    return isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
+    """Data exceptions (SQLSTATE class 22), integrity violations (23) and a value over a limit
+    (54000: e.g. an index row too large) belong to the row's values: retrying cannot fix them.
+    Everything else (connections, deadlocks, a missing table during a deploy) may succeed later."""
+    return isinstance(
+        exc, psycopg.DataError | psycopg.IntegrityError | psycopg.errors.ProgramLimitExceeded
+    )
 
 
 def create_pool(
@@ -166,17 +169,59 @@ class PostgresTransaction:
 
     async def upsert_current_state(
         self, table: CurrentStateTable, rows: Sequence[EventRow]
-    ) -> None:
-        """Fold ``rows`` into ``table`` (:mod:`hookpipe_worker.sinks.current_state`)."""
+    ) -> dict[str, str]:
+        """Fold ``rows`` into ``table`` (:mod:`hookpipe_worker.sinks.current_state`).
+
+        As the events insert: when the batch's statement fails, each key is tried alone under a
+        savepoint, so a key whose values Postgres refuses (class 22/23/54) never holds back the
+        other keys nor the batch's events. Returns, per event id of a refused key, why its state
+        did not move; raises for anything else (the batch is retried).
+        """
         states = table.fold(rows)
-        if states:
-            async with self.conn.cursor() as cur:
-                await cur.execute(table.statement, table.params(states))
+        if not states:
+            return {}
+        conn = self.conn
+        try:
+            async with conn.transaction():
+                await self._upsert(table, states)
+            return {}
+        except Exception:
+            if conn.broken:
+                raise
+        refused: dict[str, str] = {}
+        for state in states:
+            try:
+                async with conn.transaction():
+                    await self._upsert(table, [state])
+            except Exception as exc:
+                if conn.broken or not _is_values_fault(exc):
+                    raise
+                refused |= _refused(table, rows, state.key, exc)
+        return refused
+
+    async def _upsert(self, table: CurrentStateTable, states: Sequence[KeyState]) -> None:
+        async with self.conn.cursor() as cur:
+            await cur.execute(table.statement, table.params(states))
 
     async def delete(self, event_ids: Sequence[str]) -> None:
         """Take back rows this transaction inserted whose BigQuery write was refused."""
         async with self.conn.cursor() as cur:
             await cur.execute(DELETE_EVENTS, (list(event_ids),))
+
+
+def _is_values_fault(exc: Exception) -> bool:
+    return is_row_error(exc) or not isinstance(exc, psycopg.Error)
+
+
+def _refused(
+    table: CurrentStateTable, rows: Sequence[EventRow], key: object, exc: Exception
+) -> dict[str, str]:
+    reason = _describe(exc)
+    return {
+        r.event_id: reason
+        for r in rows
+        if r.source == table.source and r.columns.get(table.spec.key) == key
+    }
 
 
 def _row_failure(exc: Exception) -> WorkerError:
