@@ -167,10 +167,11 @@ def log_event(
     message, which is where Error Reporting looks for it (the structured handler drops
     ``exc_info``) and the entry is typed as a reported error event.
     """
-    json_fields = dict(fields or {})
+    json_fields = {name: bounded(value) for name, value in (fields or {}).items()}
+    message = bounded(message)
     if exc is not None:
         stack = "".join(traceback.format_exception(exc))
-        message = f"{message}\n{stack}"
+        message = f"{message}\n{bounded(stack, MAX_STACK_CHARS)}"
         json_fields["@type"] = (
             "type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent"
         )
@@ -180,8 +181,33 @@ def log_event(
         extra["span_id"] = trace.span_id
         extra["trace_sampled"] = trace.sampled
     if http_request is not None:
-        extra["http_request"] = dict(http_request)
+        extra["http_request"] = {name: bounded(value) for name, value in http_request.items()}
     logger.log(level, message, extra=extra)
+
+
+# Cloud Logging drops an entry over 256 KB, and with it the metric points counted from it (the
+# quiet-source alert): every text a sender can influence (a path, a User-Agent, a reason quoting a
+# form field) is cut to MAX_FIELD_CHARS, a stack trace to MAX_STACK_CHARS; lists and objects keep
+# MAX_ITEMS entries of at most MAX_NESTED_CHARS, and what is nested deeper is written as text.
+MAX_FIELD_CHARS = 2048
+MAX_STACK_CHARS = 32 * 1024
+MAX_ITEMS = 20
+MAX_NESTED_CHARS = 256
+
+
+def bounded(value: Any, limit: int = MAX_FIELD_CHARS, depth: int = 0) -> Any:
+    """``value`` cut to the bounds above (an ellipsis says where)."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    if isinstance(value, list | tuple | dict):
+        if depth >= 2:
+            return bounded(str(value), MAX_NESTED_CHARS)
+        if isinstance(value, dict):
+            items = list(value.items())[:MAX_ITEMS]
+            return {k: bounded(v, MAX_NESTED_CHARS, depth + 1) for k, v in items}
+        kept = [bounded(v, MAX_NESTED_CHARS, depth + 1) for v in value[:MAX_ITEMS]]
+        return kept + ["…"] if len(value) > MAX_ITEMS else kept
+    return value
 
 
 def log_request(

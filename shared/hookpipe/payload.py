@@ -112,7 +112,8 @@ def _from_form(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise MalformedPayload(f"form body is not valid UTF-8: {exc.reason}") from None
     except ValueError as exc:
-        raise MalformedPayload(f"form body does not parse: {exc}") from None
+        # parse_qsl quotes the offending field whole: a 1 MB one would be a 1 MB reason.
+        raise MalformedPayload(f"form body does not parse: {str(exc)[:120]}") from None
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key not in result:
@@ -130,7 +131,7 @@ def _from_xml(body: bytes) -> dict[str, Any]:
     except DefusedXmlException as exc:
         raise MalformedPayload(f"XML body refused: {type(exc).__name__}") from None
     except SafeET.ParseError as exc:
-        raise MalformedPayload(f"XML body does not parse: {exc}") from None
+        raise MalformedPayload(f"XML body does not parse: {str(exc)[:120]}") from None
     except LookupError as exc:  # an encoding Python does not know, named in the declaration
         raise MalformedPayload(f"XML body declares an unsupported encoding: {exc}") from None
     except ValueError as exc:

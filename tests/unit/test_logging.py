@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import google.cloud.logging_v2
+import pytest
 from google.cloud.logging_v2.handlers import StructuredLogHandler
 from hookpipe.logging import StructuredLineHandler, log_event
 from hookpipe.tracing import TraceContext
@@ -199,3 +200,50 @@ def test_log_request_writes_one_canonical_line_of_the_shape_both_services_share(
     assert (
         line["logging.googleapis.com/trace"] == "projects/p/traces/0af7651916cd43dd8448eb211c80319c"
     )
+
+
+def test_no_line_grows_with_what_a_sender_sends() -> None:
+    """Cloud Logging drops an entry over 256 KB (and the metric point counted from it)."""
+    from hookpipe.logging import log_request
+
+    stream = io.StringIO()
+    logger = logging.getLogger("hookpipe.test.bounded")
+    logger.propagate = False
+    logger.handlers[:] = [StructuredLineHandler(stream)]
+    logger.setLevel(logging.INFO)
+    huge = "x" * 1_000_000
+    try:
+        raise ValueError(huge)
+    except ValueError as error:
+        exc = error
+    log_request(
+        logger,
+        logging.ERROR,
+        event="webhook",
+        method="POST",
+        path="/webhooks/" + huge,
+        status=500,
+        outcome="error",
+        reason="form body does not parse: " + huge,
+        seconds=0.1,
+        project_id="p",
+        revision="r",
+        http={"userAgent": huge},
+        fields={"source": huge, "event_ids": [huge] * 1000, "nested": {"a": huge}},
+        exc=exc,
+    )
+    line = stream.getvalue()
+    assert len(line.encode()) < 100_000
+    parsed = json.loads(line)
+    assert parsed["reason"].startswith("form body does not parse: xxx")
+    assert parsed["reason"].endswith("…")
+    assert len(parsed["event_ids"]) == 21  # 20 and an ellipsis
+
+
+def test_a_form_field_that_does_not_parse_is_not_quoted_whole() -> None:
+    from hookpipe.errors import MalformedPayload
+    from hookpipe.payload import normalize
+
+    with pytest.raises(MalformedPayload) as caught:
+        normalize(b"a=1&" + b"x" * 1_000_000, "application/x-www-form-urlencoded")
+    assert len(str(caught.value)) < 200
