@@ -17,7 +17,7 @@ import json
 import logging
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
 from hookpipe.tracing import TraceContext
@@ -132,6 +132,32 @@ class StructuredLineHandler(logging.Handler):
             self.handleError(record)
 
 
+class SecretFilter(logging.Filter):
+    """Replaces each of ``secrets`` in a record's message with ``***``: for what a library logs
+    that we do not write ourselves (psycopg_pool echoes libpq's errors)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.msg, str):
+            return True
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def redact(secrets: Iterable[str]) -> None:
+    """Never write any of ``secrets`` to the log, whoever logs it (after configure_logging)."""
+    secret_filter = SecretFilter(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(secret_filter)
+
+
 def configure_logging(project_id: str, level: str = "INFO", stream: Any = None) -> None:
     """Send every log record through one structured handler on stdout (idempotent).
 
@@ -206,7 +232,7 @@ def bounded(value: Any, limit: int = MAX_FIELD_CHARS, depth: int = 0) -> Any:
             items = list(value.items())[:MAX_ITEMS]
             return {k: bounded(v, MAX_NESTED_CHARS, depth + 1) for k, v in items}
         kept = [bounded(v, MAX_NESTED_CHARS, depth + 1) for v in value[:MAX_ITEMS]]
-        return kept + ["…"] if len(value) > MAX_ITEMS else kept
+        return [*kept, "…"] if len(value) > MAX_ITEMS else kept
     return value
 
 

@@ -38,3 +38,14 @@ def test_an_age_in_other_digits_is_a_usage_error(capsys: pytest.CaptureFixture[s
     """'²' passes str.isdigit(), not int(): the message names the value, not int()'s parse."""
     assert main(["dlq", "replay", "--since", "²h"]) == EXIT_USAGE
     assert "²h" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_credentials")
+def test_a_database_url_libpq_cannot_parse_is_a_usage_error_that_never_shows_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "postgresql://hookpipe:s3cr%et-pw@127.0.0.1:1/x"
+    assert main(["dlq", "peek", "--from-archive", "--database-url", url]) == EXIT_USAGE
+    stderr = " ".join(capsys.readouterr().err.split())
+    assert "is not a PostgreSQL URL libpq can parse" in stderr
+    assert "s3cr" not in stderr

@@ -26,7 +26,7 @@ from types import FrameType
 
 from hookpipe.errors import HookpipeError
 from hookpipe.http import request_headers
-from hookpipe.logging import configure_logging, log_request
+from hookpipe.logging import configure_logging, log_request, redact
 from hookpipe.sources import load_source_configs
 from hookpipe.tracing import parse_trace
 from starlette.requests import Request
@@ -43,7 +43,7 @@ from hookpipe_worker.errors import (
 )
 from hookpipe_worker.process import Outcome, Processor, Push
 from hookpipe_worker.pushauth import NoPushAuth, OidcPushAuth, PushAuthenticator
-from hookpipe_worker.settings import WorkerSettings
+from hookpipe_worker.settings import WorkerSettings, database_url_secrets
 
 logger = logging.getLogger("hookpipe.worker")
 
@@ -187,6 +187,7 @@ def create_app(
     """Wire the worker: logging, push authentication, and how it starts in its serving process
     (the adapters, then the batcher and the use case on them)."""
     configure_logging(settings.project_id, settings.log_level)
+    redact(database_url_secrets(settings.database_url.get_secret_value()))
     if push_auth is None:
         if settings.push_auth == "none":
             push_auth = NoPushAuth()

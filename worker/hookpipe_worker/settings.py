@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Literal, Self
 
 from hookpipe.settings import CommonSettings
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+DATABASE_URL_HELP = (
+    "not a PostgreSQL connection URL libpq can parse (not shown: it holds the password); "
+    "percent-encode reserved characters in the user and password: % as %25, @ as %40, "
+    "/ as %2F, : as %3A, a space as %20"
+)
+
+
+def database_url_parses(url: str) -> bool:
+    """Whether libpq can parse ``url``, without ever showing it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except Exception:
+        return False
+    return True
+
+
+def database_url_secrets(url: str) -> list[str]:
+    """The password in ``url``, as written and as libpq decodes it: what a log line must never
+    carry (``hookpipe.logging.redact``)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    found = []
+    userinfo = url.partition("://")[2].rpartition("@")[0] if "://" in url else ""
+    if ":" in userinfo:
+        found.append(userinfo.partition(":")[2])
+    with contextlib.suppress(Exception):  # unparsable: what is written is all there is
+        found.append(str(conninfo_to_dict(url).get("password") or ""))
+    return [secret for secret in found if secret]
 
 
 class WorkerSettings(CommonSettings):
@@ -60,6 +92,15 @@ class WorkerSettings(CommonSettings):
     # Rows waiting for a batch before pushes are refused with 429 (Pub/Sub backs off).
     batch_max_queued: int = Field(default=5000, ge=1)
     dead_letter_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _parsable(cls, value: SecretStr) -> SecretStr:
+        # At start-up rather than at the pool's first connection: psycopg_pool logs libpq's
+        # parse error as a WARNING, and it quotes the offending part (the password, often).
+        if not database_url_parses(value.get_secret_value()):
+            raise ValueError(DATABASE_URL_HELP)
+        return value
 
     @model_validator(mode="after")
     def _no_unauthenticated_pushes_on_cloud_run(self) -> Self:

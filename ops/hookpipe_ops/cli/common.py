@@ -16,6 +16,7 @@ from typing import Any
 import click
 import psycopg
 from google.cloud.pubsub_v1 import SubscriberClient
+from psycopg.conninfo import conninfo_to_dict
 from rich.console import Console
 from rich.markup import escape
 
@@ -93,6 +94,19 @@ def archive_connection(args: argparse.Namespace) -> Any:
     url = args.database_url or os.environ.get("HOOKPIPE_DATABASE_URL")
     if not url:
         return None
+    return connect(url, "--database-url / HOOKPIPE_DATABASE_URL")
+
+
+def connect(url: str, named: str) -> psycopg.Connection[Any]:
+    """``psycopg.connect(url)``; a URL libpq cannot parse is a usage error that never shows it
+    (libpq's message quotes the part it could not parse: often the password)."""
+    try:
+        conninfo_to_dict(url)
+    except psycopg.Error:
+        raise UsageError(
+            f"{named} is not a PostgreSQL URL libpq can parse (not shown: it holds the "
+            "password); percent-encode reserved characters: % as %25, @ as %40, / as %2F"
+        ) from None
     return psycopg.connect(url, connect_timeout=10)
 
 

@@ -169,11 +169,13 @@ class PostgresRows:
         import psycopg
         from psycopg import sql
 
+        from hookpipe_ops.cli.common import connect
+
         query = sql.SQL("SELECT 1 FROM {} WHERE event_id = %s").format(
             sql.Identifier(*self._table.split("."))
         )
         try:
-            with psycopg.connect(self._database_url, autocommit=True) as conn:
+            with connect(self._database_url, "HOOKPIPE_SMOKE_DATABASE_URL") as conn:
                 return conn.execute(query, (event_id,)).fetchone() is not None
         except psycopg.Error as exc:
             raise SmokeFailed(f"row out: cannot read {self.name}: {exc}") from None
