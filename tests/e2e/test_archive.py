@@ -104,3 +104,59 @@ def test_the_archive_needs_a_database(stack: StackHandle, command: str) -> None:
     result = cli(stack, "dlq", command, "--from-archive", "--attr", "ce-id=x")
     assert result.returncode == 2
     assert "--database-url" in result.stderr
+
+
+def test_the_archive_is_filtered_and_limited_in_the_database(stack: StackHandle) -> None:
+    """peek/replay --from-archive read only the rows they show or replay, and of each row's
+    data only a preview: the same selection as Filters.matches, computed in SQL."""
+    import json
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+    from hookpipe_ops.cli import archive
+    from hookpipe_ops.deadletters import Filters
+
+    tag = uuid.uuid4().hex[:8]
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    rows = []
+    for i in range(12):
+        # As the worker archives them: the columns are what the attributes say.
+        attributes = {"ce-id": f"{tag}-{i}", "ce-source": "/sources/leadprosper" if i % 3 else ""}
+        if i % 2:
+            attributes["hookpipe-error-class"] = "RowRejected"
+        else:
+            attributes["CloudPubSubDeadLetterSourceDeliveryCount"] = "5"
+        rows.append(
+            (f"{tag}-dl-{i}", f"{tag}-{i}", "leadprosper" if i % 3 else None,
+             "RowRejected" if i % 2 else "MaxDeliveryAttempts", "r", t0 + timedelta(minutes=i),
+             json.dumps(attributes), b"x" * (5_000_000 if i == 4 else 100))
+        )  # fmt: skip
+    stack.pg(
+        "INSERT INTO hookpipe.dead_letters (dead_letter_id, event_id, source, error_class, "
+        "reason, dead_lettered_at, attributes, data) "
+        "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+        "%s::timestamptz[], %s::jsonb[], %s::bytea[])",
+        [list(column) for column in zip(*rows, strict=True)],
+    )
+    mine = {"ce-id": frozenset(f"{tag}-{i}" for i in range(12))}
+    cases = [
+        Filters(attributes=mine),
+        Filters(attributes=mine, error_classes=frozenset({"RowRejected"})),
+        Filters(attributes=mine, sources=frozenset({"(none)"})),
+        Filters(attributes=mine, message_ids=frozenset({f"{tag}-dl-4", f"{tag}-dl-5"})),
+        Filters(attributes=mine, since=t0 + timedelta(minutes=3), until=t0 + timedelta(minutes=8)),
+        Filters(
+            attributes={"ce-id": frozenset({f"{tag}-1", f"{tag}-3"}), "ce-source": frozenset({""})}
+        ),
+    ]  # fmt: skip
+    with psycopg.connect(stack.stack.postgres.url) as conn:
+        everything = archive.archived(conn, Filters(attributes=mine), include_replayed=True,
+                                      limit=100, data_bytes=None)  # fmt: skip
+        assert len(everything) == 12
+        for filters in cases:
+            expected = [letter.message_id for letter in everything if filters.matches(letter)]
+            for limit in (2, 100):
+                got = archive.archived(conn, filters, include_replayed=True, limit=limit)
+                assert [letter.message_id for letter in got] == expected[:limit], filters
+                assert all(len(letter.data) <= archive.PREVIEW_BYTES for letter in got)

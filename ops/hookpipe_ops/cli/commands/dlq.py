@@ -86,8 +86,8 @@ def dlq_peek(args: argparse.Namespace) -> int:
     if args.from_archive:
         with _archive(args) as conn:
             letters = archive.archived(
-                conn, filters_of(args), include_replayed=args.include_replayed
-            )[: args.limit]
+                conn, filters_of(args), include_replayed=args.include_replayed, limit=args.limit
+            )
         title = f"{len(letters)} archived dead letters"
     else:
         letters = _dead_letters(args)[: args.limit]
@@ -160,12 +160,14 @@ def _replay_from_archive(args: argparse.Namespace, topology: Topology, filters: 
     topic = PublisherClient.topic_path(project_id(args), args.topic or topology.events_topic)
     # Every republish is confirmed before its row is stamped: nothing is left to flush at exit.
     with conn, PublisherClient() as publisher:
-        letters = archive.archived(conn, filters, include_replayed=args.include_replayed)
+        letters = archive.archived(
+            conn, filters, include_replayed=args.include_replayed, limit=args.max
+        )
         summary = archive.replay(
             conn,
             publisher,
             topic,
-            letters[: args.max],
+            letters,
             now=lambda: datetime.now(UTC),
             dry_run=args.dry_run,
             rate=args.rate,
