@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -16,7 +17,7 @@ from hookpipe_devstack import REPO
 from hookpipe_devstack.emulators import create_bucket
 from hookpipe_devstack.prereqs import MissingPrerequisite
 from hookpipe_devstack.processes import StackError
-from hookpipe_devstack.stack import Stack, prepare
+from hookpipe_devstack.stack import Stack, prepare, running_stack, stop_orphans
 
 SAMPLE = {
     "lp_lead_id": "LP-1001",
@@ -59,28 +60,60 @@ class StopRequested:
         return bool(self.signals)
 
 
+def say(text: str, *, error: bool = False) -> None:
+    """Print, unless nobody reads any more: ``make run | tee run.log`` and Ctrl-C kill tee with
+    the stack, and a print raising BrokenPipeError must not skip stopping the services."""
+    stream = sys.stderr if error else sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except (BrokenPipeError, ValueError):  # ValueError: already closed after the first one
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
+def previous_stack_stopped(state_dir: Path) -> bool:
+    """False (and says why) when another ``make run`` holds ``state_dir``; stops what an earlier
+    one left running without its supervisor (which should not happen: each service gets a signal
+    when its supervisor dies)."""
+    running = running_stack(state_dir)
+    supervisor = running.pop("supervisor", None)
+    if supervisor is not None:
+        pids = ", ".join(f"{name} {pid}" for name, pid in running.items())
+        say(
+            f"hookpipe: a stack is already running from {state_dir} (its supervisor is pid "
+            f"{supervisor}; {pids}).\nStop it with Ctrl-C where it runs, or: kill {supervisor}",
+            error=True,
+        )
+        return False
+    if running:
+        say(f"hookpipe: stopping what an earlier stack left running: {running}", error=True)
+        stop_orphans(running)
+    return True
+
+
 def run(state_dir: Path) -> int:
     stopping = StopRequested()
     signal.signal(signal.SIGINT, stopping)
     signal.signal(signal.SIGTERM, stopping)
+    if not previous_stack_stopped(state_dir):
+        return 75  # EX_TEMPFAIL
     stack = Stack(state_dir)
-    print(
+    say(
         "hookpipe: starting the local stack (Pub/Sub emulator, BigQuery emulator, "
-        "PostgreSQL, worker, ingest)...",
-        flush=True,
+        "PostgreSQL, worker, ingest)..."
     )
     try:
         stack.start()
     except MissingPrerequisite as exc:
-        print(f"hookpipe: cannot start the local stack.\n{exc}", file=sys.stderr)
+        say(f"hookpipe: cannot start the local stack.\n{exc}", error=True)
         return 69  # EX_UNAVAILABLE
     except StackError as exc:
-        print(f"hookpipe: {exc}", file=sys.stderr)
+        say(f"hookpipe: {exc}", error=True)
         return 70
     try:
         env_file = stack.write_dev_env()
         shown_env = env_file.relative_to(REPO) if env_file.is_relative_to(REPO) else env_file
-        print(
+        say(
             f"""
 hookpipe is running.
 
@@ -102,21 +135,18 @@ Send a sample LeadProsper webhook:
 Then see it in Postgres:
   psql "$DATABASE_URL" -c 'select event_id, source, payload from hookpipe.events'
 
-Ctrl-C stops everything.""",
-            flush=True,
+Ctrl-C stops everything."""
         )
         while not stopping:
             time.sleep(0.2)
             for name, service in (("ingest", stack.ingest), ("worker", stack.worker)):
                 if service.process is not None and not service.process.alive():
-                    print(
-                        f"hookpipe: {name} exited:\n{service.process.log_tail()}", file=sys.stderr
-                    )
+                    say(f"hookpipe: {name} exited:\n{service.process.log_tail()}", error=True)
                     stopping(0, None)
     finally:
-        print("\nhookpipe: stopping...", flush=True)
+        say("\nhookpipe: stopping...")
         stack.stop()
-        print("hookpipe: stopped.", flush=True)
+        say("hookpipe: stopped.")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -117,6 +118,7 @@ class Postgres:
             ],
             self.state_dir / "logs/postgres.log",
             user=self._user(),
+            death_signal=signal.SIGINT,  # fast shutdown: it does not wait for its clients
         )
         self.process.start()
         self.process.wait_ready(lambda: self._accepting(), timeout)

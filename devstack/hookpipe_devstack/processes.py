@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +47,9 @@ class ManagedProcess:
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
     user: int | None = None  # run as this uid/gid (PostgreSQL refuses to run as root)
+    # Sent to it by the kernel when whoever started it dies, even by SIGKILL: a stack whose
+    # supervisor is gone must not keep running (and holding .hookpipe/) re-parented to init.
+    death_signal: int = signal.SIGTERM
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> None:
@@ -52,6 +58,11 @@ class ManagedProcess:
         extra: dict[str, object] = {}
         if self.user is not None:
             extra = {"user": self.user, "group": self.user, "extra_groups": []}
+        # The kernel ties the parent-death signal to the *thread* that forked: from any other
+        # thread it would fire when that thread ends, so only processes started on the main
+        # thread get it (all of the stack's are).
+        if threading.current_thread() is threading.main_thread():
+            extra["preexec_fn"] = _die_with_parent(self.death_signal)
         try:
             self.process = subprocess.Popen(  # type: ignore[call-overload]
                 list(self.argv),
@@ -117,6 +128,36 @@ class ManagedProcess:
         # Children that outlived the leader (a forked server worker) go too.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(signum: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking the kernel to send ``signum`` to the child when its parent dies
+    (Linux's ``prctl(PR_SET_PDEATHSIG)``); None where there is no such call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, not in the child
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the call: nobody will signal us
+            os.kill(os.getpid(), signum)
+
+    return set_death_signal
+
+
+def process_start_time(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, from /proc), or None if it is not running:
+    with the pid, it names one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count from its closing one.
+    return stat.rpartition(")")[2].split()[19]
 
 
 def http_ok(url: str, expect: int = 200) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shlex
+import signal
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +21,7 @@ from hookpipe_ops.topology import ensure_topology, load_topology
 from hookpipe_devstack import REPO
 from hookpipe_devstack.emulators import BigQueryEmulator, PubSubEmulator, StorageEmulator
 from hookpipe_devstack.postgres import Postgres
-from hookpipe_devstack.processes import ManagedProcess
+from hookpipe_devstack.processes import ManagedProcess, process_start_time
 from hookpipe_devstack.schema import apply_bigquery, apply_migrations
 from hookpipe_devstack.services import PythonService
 
@@ -178,7 +181,7 @@ class Stack:
             self.start_backends()
             self.prepare()
             self.start_services()
-            (self.state_dir / "pids.json").write_text(json.dumps(self.pids()))
+            write_pid_file(self.state_dir, {"supervisor": os.getpid(), **self.pids()})
         except BaseException:
             self.stop()
             raise
@@ -198,3 +201,40 @@ class Stack:
         with ThreadPoolExecutor(len(stoppers)) as pool:
             for future in [pool.submit(stop) for stop in stoppers]:
                 future.result()
+
+
+PID_FILE = "pids.json"
+
+
+def write_pid_file(state_dir: Path, pids: dict[str, int]) -> None:
+    """Who holds ``state_dir``: each process's pid and start time (:func:`running_stack`)."""
+    entries = {name: {"pid": pid, "started": process_start_time(pid)} for name, pid in pids.items()}
+    (state_dir / PID_FILE).write_text(json.dumps(entries, indent=1))
+
+
+def running_stack(state_dir: Path) -> dict[str, int]:
+    """The processes of an earlier stack on ``state_dir`` that still run (by pid *and* start
+    time, so a reused pid is not taken for one of them)."""
+    try:
+        entries = json.loads((state_dir / PID_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    running = {}
+    for name, entry in entries.items() if isinstance(entries, dict) else ():
+        if not isinstance(entry, dict) or not isinstance(entry.get("pid"), int):
+            continue
+        started = process_start_time(entry["pid"])
+        if started is not None and started == entry.get("started"):
+            running[name] = entry["pid"]
+    return running
+
+
+def stop_orphans(pids: dict[str, int], timeout: float = 10.0) -> None:
+    """SIGTERM each orphaned service's process group, SIGKILL what is left after ``timeout``."""
+    for signum, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signum)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(process_start_time(p) for p in pids.values()):
+            time.sleep(0.1)
