@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,12 @@ def apply_bigquery(client: bigquery.Client, project_id: str) -> None:
     view_spec = spec["dedup_view"]
     view = bigquery.Table(f"{project_id}.{dataset}.{view_spec['name']}")
     view.view_query = view_spec["query"].format(project=project_id, dataset=dataset)
-    with contextlib.suppress(Conflict):
+    try:
         client.create_table(view)
+    except Conflict:  # an older checkout's view: bring it up to this one's query
+        if client.get_table(view.reference).view_query != view.view_query:
+            client.delete_table(view.reference)
+            client.create_table(view)
 
 
 def _apply_table(client: bigquery.Client, dataset: str, raw: dict[str, Any]) -> None:

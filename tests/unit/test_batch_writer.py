@@ -82,6 +82,15 @@ class FakeTransaction:
         for event_id in event_ids:
             del self.staged[event_id]
 
+    async def keep_first_received(self, rows: Sequence[EventRow]) -> None:
+        for row in rows:
+            stored = self.staged.get(row.event_id) or self.store.events[row.event_id]
+            if (row.received_at, row.pubsub_message_id or "") < (
+                stored.received_at,
+                stored.pubsub_message_id or "",
+            ):
+                self.staged[row.event_id] = row
+
     async def upsert_current_state(
         self, table: CurrentStateTable, rows: Sequence[EventRow]
     ) -> dict[str, str]:

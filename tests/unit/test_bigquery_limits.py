@@ -47,7 +47,7 @@ class InsertAllWithLimits:
     def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
         self.refuse = refuse
         self.requests: list[int] = []  # bytes of each request sent
-        self.rows: list[str] = []  # row ids written
+        self.rows: list[str] = []  # event ids written
 
     def insert_rows_json(
         self, table: str, rows: Sequence[dict[str, Any]], *, row_ids: Sequence[str], **_: Any
@@ -57,11 +57,12 @@ class InsertAllWithLimits:
         if size > INSERT_ALL_LIMIT or len(rows) > 50_000:
             raise BadRequest(f"Request payload size exceeds the limit: {size} bytes")
         self.requests.append(size)
-        self.rows += [i for i in row_ids if i not in self.refuse]
+        events = [i.partition(":")[0] for i in row_ids]  # a row id is "<event id>:<copy>"
+        self.rows += [e for e in events if e not in self.refuse]
         return [
             {"index": n, "errors": [{"reason": "invalid", "message": "no"}]}
-            for n, i in enumerate(row_ids)
-            if i in self.refuse
+            for n, e in enumerate(events)
+            if e in self.refuse
         ]
 
 

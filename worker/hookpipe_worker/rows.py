@@ -19,6 +19,7 @@ Only an event of a source this worker does not know raises (:class:`UnknownSourc
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -168,12 +169,25 @@ def size_bound(row: EventRow) -> int:
     return _MAX_ESCAPED_BYTES_PER_CHAR * chars + 4 * len(row.body or b"") // 3 + 4096
 
 
+def row_id(row: EventRow) -> str:
+    """BigQuery's insertAll row id for ``row``: one per copy of an event, not per event id.
+
+    A redelivered message (same receipt time, same message id) is the same copy, and its repeat
+    is dropped within insertAll's de-duplication window. Two copies that differ (another body
+    with the same id, or the same body published twice by the spool's drainer) both reach the
+    table, and the ``events`` view keeps the one ingest received first, as Postgres does: a row id
+    of the event id alone kept whichever was *inserted* first, possibly a body Postgres never
+    committed."""
+    copy = f"{rfc3339(row.received_at)}\0{row.pubsub_message_id or ''}"
+    return f"{row.event_id}:{hashlib.sha256(copy.encode()).hexdigest()[:16]}"
+
+
 def bigquery_row_bytes(row: EventRow) -> int:
     """What ``row`` adds to an insertAll request: its record and row id, serialized as the client
     sends them (``json.dumps``: ASCII, so characters are bytes)."""
     record = bigquery_row(row, row.received_at)
     # inserted_at is the insert's own time: allow for its longest form.
-    return len(json.dumps({"insertId": row.event_id, "json": record})) + 16
+    return len(json.dumps({"insertId": row_id(row), "json": record})) + 16
 
 
 def _bigquery_value(value: Any) -> Any:

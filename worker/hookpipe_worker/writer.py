@@ -5,8 +5,10 @@ Order, per batch:
 1. open a transaction in the event store (Postgres) and insert the rows (sorted by event id) —
    not yet committed;
 2. insert the rows the store accepted into the row log (BigQuery);
-3. delete from the open transaction the rows the row log refused, move the current-state rows
-   (e.g. one per LeadProsper lead) forward to the newest of the committed events, and commit.
+3. delete from the open transaction the rows the row log refused; for rows the store already
+   held, keep the copy ingest received first (two bodies can share an id; the row log's view
+   keeps the same one); move the current-state rows (e.g. one per LeadProsper lead) forward to
+   the newest of the committed events, and commit.
 
 A failure before the commit rolls the store back. When the store was interrupted — the connection
 was lost or refused, the server is restarting, a deadlock (:class:`SinkInterrupted`) — the batch is
@@ -55,6 +57,8 @@ class StoreTransaction(Protocol):
     ) -> tuple[set[str], dict[str, WorkerError]]: ...  # (ids inserted now, why each other failed)
 
     async def delete(self, event_ids: Sequence[str]) -> None: ...
+
+    async def keep_first_received(self, rows: Sequence[EventRow]) -> None: ...
 
     async def upsert_current_state(
         self, table: CurrentStateTable, rows: Sequence[EventRow]
@@ -141,6 +145,9 @@ class BatchWriter:
             if take_back:
                 await tx.delete(take_back)
             committed = [r for r in accepted if r.event_id not in log_rejected]
+            # Already stored (a redelivery, or another body with this id): both sinks keep the
+            # copy ingest received first (the row log's view does the same among its copies).
+            await tx.keep_first_received([r for r in committed if r.event_id not in inserted])
             state_refused = [
                 (table.source, refused)
                 for table in self._current_state_tables

@@ -24,7 +24,7 @@ from google.cloud import bigquery
 from requests.exceptions import RequestException
 
 from hookpipe_worker.errors import RowRejected, SinkUnavailable
-from hookpipe_worker.rows import MAX_INSERT_ALL_BYTES, EventRow, bigquery_row
+from hookpipe_worker.rows import MAX_INSERT_ALL_BYTES, EventRow, bigquery_row, row_id
 
 # What an insertAll request holds besides its rows: {"rows": [...], "skipInvalidRows": ...}.
 REQUEST_OVERHEAD_BYTES = 1024
@@ -73,7 +73,7 @@ class BigQuerySink:
         them, with ``index`` into ``rows``."""
         records = [bigquery_row(r, now) for r in rows]
         sizes = [
-            len(json.dumps({"insertId": r.event_id, "json": rec}))
+            len(json.dumps({"insertId": row_id(r), "json": rec}))
             for r, rec in zip(rows, records, strict=True)
         ]
         errors: list[dict[str, Any]] = []
@@ -87,7 +87,7 @@ class BigQuerySink:
             for entry in self.client.insert_rows_json(
                 self.table,
                 records[start:end],
-                row_ids=[r.event_id for r in rows[start:end]],
+                row_ids=[row_id(r) for r in rows[start:end]],
                 # Valid rows are written even when a batch-mate is invalid.
                 skip_invalid_rows=True,
                 retry=self._retry,

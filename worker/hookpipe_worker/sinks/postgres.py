@@ -38,6 +38,24 @@ RETURNING event_id
 
 DELETE_EVENTS = "DELETE FROM hookpipe.events WHERE event_id = ANY(%s::text[])"
 
+# Two bodies can share an event id (a sender resending an event changed; a failed commit's
+# BigQuery copy and another instance's committed one). Both sinks keep the one ingest received
+# first, ordered by (received_at, Pub/Sub message id, NULL first): BigQuery's `events` view picks
+# it among the copies (infra/bigquery/tables.json), and this moves Postgres's stored row to it.
+# A copy BigQuery holds is one whose message is redelivered until it commits, so the two meet.
+KEEP_FIRST_RECEIVED = """
+UPDATE hookpipe.events AS e
+SET received_at = n.received_at, content_type = n.content_type, payload = n.payload,
+    pubsub_message_id = n.pubsub_message_id, problems = n.problems, body = n.body
+FROM unnest(
+    %s::text[], %s::timestamptz[], %s::text[], %s::text[]::jsonb[], %s::text[],
+    %s::text[]::jsonb[], %s::bytea[])
+    AS n(event_id, received_at, content_type, payload, pubsub_message_id, problems, body)
+WHERE e.event_id = n.event_id
+  AND (n.received_at, coalesce(n.pubsub_message_id, ''))
+      < (e.received_at, coalesce(e.pubsub_message_id, ''))
+"""
+
 # psycopg_pool retries a failed connection with a delay that doubles without a cap until its
 # reconnect_timeout (default 300 s): after a 60 s outage its next try can be a minute away, and
 # every push meanwhile is answered 503 although Postgres is back. Giving up after 10 s instead
@@ -202,6 +220,25 @@ class PostgresTransaction:
     async def _upsert(self, table: CurrentStateTable, states: Sequence[KeyState]) -> None:
         async with self.conn.cursor() as cur:
             await cur.execute(table.statement, table.params(states))
+
+    async def keep_first_received(self, rows: Sequence[EventRow]) -> None:
+        """For ``rows`` already stored (not inserted now), keep whichever copy ingest received
+        first (``KEEP_FIRST_RECEIVED``). Called only with rows BigQuery holds."""
+        if not rows:
+            return
+        async with self.conn.cursor() as cur:
+            await cur.execute(
+                KEEP_FIRST_RECEIVED,
+                (
+                    [r.event_id for r in rows],
+                    [r.received_at for r in rows],
+                    [r.content_type for r in rows],
+                    [r.payload_json for r in rows],
+                    [r.pubsub_message_id for r in rows],
+                    [r.problems_json for r in rows],
+                    [r.body for r in rows],
+                ),
+            )
 
     async def delete(self, event_ids: Sequence[str]) -> None:
         """Take back rows this transaction inserted whose BigQuery write was refused."""
