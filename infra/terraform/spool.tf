@@ -12,6 +12,10 @@ resource "google_storage_bucket" "spool" {
   force_destroy               = false
   # No lifecycle rule: an object is deleted only by the drainer, after Pub/Sub confirmed it.
   # A rule that expired objects would delete undrained webhooks.
+  # No soft delete: a drained body (personal data, already in both sinks) must not be kept on.
+  soft_delete_policy {
+    retention_duration_seconds = 0
+  }
   depends_on = [google_project_service.apis]
 }
 
@@ -25,19 +29,35 @@ resource "google_service_account" "scheduler" {
   display_name = "hookpipe Cloud Scheduler (starts the spool drainer)"
 }
 
+# Who may touch spooled bodies (they hold personal data), authoritatively: this policy replaces
+# every other grant on the bucket, the project viewers', editors' and owners' convenience grants
+# included, so exactly two identities can reach the objects (docs/deploy.md lists what each may
+# do). Project owners keep administering the bucket itself through their project role.
+#
 # ingest: create objects only. objectCreator cannot read, list, overwrite or delete, so a
 # compromised ingest cannot read or destroy what is spooled.
-resource "google_storage_bucket_iam_member" "ingest_spools" {
-  bucket = google_storage_bucket.spool.name
-  role   = "roles/storage.objectCreator"
-  member = google_service_account.ingest.member
+# drainer: list, read and delete; it cannot create or overwrite (objectUser could).
+resource "google_project_iam_custom_role" "spool_drainer" {
+  role_id     = "hookpipeSpoolDrainer"
+  title       = "hookpipe spool drainer"
+  description = "Lists, reads and deletes spooled objects; cannot create or overwrite them."
+  permissions = ["storage.objects.get", "storage.objects.list", "storage.objects.delete"]
 }
 
-# drainer: list, read and delete spooled objects; publish to the events topic.
-resource "google_storage_bucket_iam_member" "drainer_drains" {
-  bucket = google_storage_bucket.spool.name
-  role   = "roles/storage.objectUser"
-  member = google_service_account.spool_drainer.member
+data "google_iam_policy" "spool" {
+  binding {
+    role    = "roles/storage.objectCreator"
+    members = [google_service_account.ingest.member]
+  }
+  binding {
+    role    = google_project_iam_custom_role.spool_drainer.id
+    members = [google_service_account.spool_drainer.member]
+  }
+}
+
+resource "google_storage_bucket_iam_policy" "spool" {
+  bucket      = google_storage_bucket.spool.name
+  policy_data = data.google_iam_policy.spool.policy_data
 }
 
 resource "google_pubsub_topic_iam_member" "drainer_publishes" {

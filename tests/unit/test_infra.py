@@ -39,6 +39,14 @@ def resources(kind: str) -> dict[str, Any]:
     return found
 
 
+def data_sources(kind: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for path in TF.glob("*.tf"):
+        for block in _clean(hcl2.load(path.open())).get("data", []):
+            found.update(block.get(kind, {}))
+    return found
+
+
 def test_terraform_is_formatted() -> None:
     terraform = shutil.which("terraform")
     if terraform is None:
@@ -270,15 +278,33 @@ def test_spool_bucket_keeps_objects_until_drained_and_ingest_can_only_create() -
     assert bucket["uniform_bucket_level_access"] is True
     assert bucket["public_access_prevention"] == "enforced"
     assert "lifecycle_rule" not in bucket, "a lifecycle rule could delete an undrained webhook"
-    grants = {
-        (g["member"], g["role"])
-        for g in resources("google_storage_bucket_iam_member").values()
+    assert bucket["soft_delete_policy"] == [{"retention_duration_seconds": 0}]
+    # Authoritative: exactly ingest (create) and the drainer (get, list, delete), nobody else.
+    assert not [
+        g
+        for kind in ("google_storage_bucket_iam_member", "google_storage_bucket_iam_binding")
+        for g in resources(kind).values()
         if g["bucket"] == "${google_storage_bucket.spool.name}"
+    ]
+    policy = resources("google_storage_bucket_iam_policy")["spool"]
+    assert policy["policy_data"] == "${data.google_iam_policy.spool.policy_data}"
+    bindings = {
+        (b["role"], tuple(b["members"]))
+        for b in data_sources("google_iam_policy")["spool"]["binding"]
     }
-    assert grants == {
-        ("${google_service_account.ingest.member}", "roles/storage.objectCreator"),
-        ("${google_service_account.spool_drainer.member}", "roles/storage.objectUser"),
+    assert bindings == {
+        ("roles/storage.objectCreator", ("${google_service_account.ingest.member}",)),
+        (
+            "${google_project_iam_custom_role.spool_drainer.id}",
+            ("${google_service_account.spool_drainer.member}",),
+        ),
     }
+    role = resources("google_project_iam_custom_role")["spool_drainer"]
+    assert sorted(role["permissions"]) == [
+        "storage.objects.delete",
+        "storage.objects.get",
+        "storage.objects.list",
+    ]
     job = resources("google_cloud_run_v2_job")["spool_drainer"]
     template = job["template"][0]["template"][0]
     assert template["service_account"] == "${google_service_account.spool_drainer.email}"
