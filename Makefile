@@ -9,7 +9,7 @@ PYTHON313 = $(shell scripts/find-python313)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker bench-recovery bench-spool \
+.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker bench-recovery bench-spool bench-drain \
         bench-bigquery lock \
         bigquery-emulator-lock clean
 
@@ -61,6 +61,9 @@ bench-bigquery: install ## insertAll against the Storage Write API on the BigQue
 
 bench-spool: install ## Ingest with and without the spool, while Pub/Sub is paused, and the time to drain it
 	$(PY) -m benchmarks.spool
+
+bench-drain: install ## The spool drainer on 10k and 100k spooled events: time and peak RSS (BASELINE=dir: against another checkout)
+	$(PY) -m benchmarks.drain_backlog $(if $(BASELINE),--baseline $(BASELINE))
 
 bench-recovery: install ## How soon the worker's Postgres pool serves again after an outage, vs psycopg_pool's default
 	$(PY) -m benchmarks.pool_recovery

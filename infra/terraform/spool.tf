@@ -83,8 +83,8 @@ resource "google_cloud_run_v2_job" "spool_drainer" {
     task_count = 1
     template {
       service_account = google_service_account.spool_drainer.email
-      timeout         = "300s"
-      max_retries     = 0 # the next tick is the retry
+      timeout         = "120s" # a pass starts nothing after 45 s (HOOKPIPE_DRAIN_DEADLINE_SECONDS)
+      max_retries     = 0      # the next tick is the retry
       containers {
         image   = var.ingest_image
         command = ["hookpipe-spool", "drain"]

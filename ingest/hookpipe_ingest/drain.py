@@ -3,6 +3,11 @@
 Runs as a Cloud Run job on a Cloud Scheduler tick (every minute; infra/terraform/spool.tf) with its
 own service account, and locally as ``hookpipe-spool drain --every 2`` (``make run``, the tests).
 
+A pass takes the listing as it pages in, at most ``HOOKPIPE_DRAIN_PARALLELISM`` objects in flight
+(memory is bounded by that, not by the backlog), starts nothing after
+``HOOKPIPE_DRAIN_DEADLINE_SECONDS``, and begins at a random name (wrapping around), so passes that
+overlap take different objects first.
+
 Per object: read it (at its generation), publish its data and attributes unchanged, wait for
 Pub/Sub's confirmation, and only then delete it (at its generation). So:
 
@@ -23,10 +28,11 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -37,7 +43,7 @@ from hookpipe.settings import CommonSettings, exit_on_config_error, load_setting
 from pydantic import Field
 
 from hookpipe_ingest.errors import BadSpoolObject, SpoolUnavailable
-from hookpipe_ingest.spool import GcsSpool, SpooledObject, decode
+from hookpipe_ingest.spool import PREFIX, GcsSpool, SpooledObject, decode
 
 logger = logging.getLogger("hookpipe.spool")
 
@@ -49,6 +55,9 @@ class DrainSettings(CommonSettings):
     spool_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     publish_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     drain_parallelism: int = Field(default=16, ge=1, le=128)
+    # A pass starts no object after this long: well inside the job's timeout, and under the
+    # scheduler's tick, so the next execution does not overlap it (infra/terraform/spool.tf).
+    drain_deadline_seconds: float = Field(default=45.0, gt=0, le=3000)
 
 
 @dataclass
@@ -60,6 +69,7 @@ class DrainReport:
     # (key, count) pairs, counting the pairs, which made the failure's log line unwritable.
     errors: dict[str, int] = field(default_factory=dict)
     bad: list[str] = field(default_factory=list)  # not spooled messages: left in place
+    stopped_at_deadline: bool = False  # objects were left for the next pass to stay in time
     seconds: float = 0.0
 
 
@@ -74,12 +84,21 @@ def drain_one(spool: GcsSpool, publish: Publish, item: SpooledObject) -> str:
 
 
 def drain(
-    spool: GcsSpool, publish: Publish, *, parallelism: int, limit: int | None = None
+    spool: GcsSpool,
+    publish: Publish,
+    *,
+    parallelism: int,
+    limit: int | None = None,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    start_at: str = "",
 ) -> DrainReport:
-    """One pass over what is spooled now."""
-    started = time.monotonic()
+    """One pass over what is spooled now, as the listing pages in: at most ``parallelism``
+    objects in flight, so memory is bounded by ``parallelism`` times an object's size however
+    large the backlog, and no object is started once ``clock()`` reaches ``deadline`` (what is
+    left waits for the next pass). ``start_at``: the name the pass starts from (it wraps)."""
+    started = clock()
     report = DrainReport()
-    items = list(spool.list(limit))
 
     def one(item: SpooledObject) -> tuple[str, str | None]:
         """The object's outcome, and why when it failed; counted by the caller's thread."""
@@ -90,25 +109,47 @@ def drain(
         except Exception as exc:  # one object's failure never stops the pass: counted, logged
             return "failed", type(exc).__name__
 
-    with ThreadPoolExecutor(parallelism) as pool:
-        for item, (outcome, error) in zip(items, pool.map(one, items), strict=True):
+    def count(done: Iterable[Future[tuple[str, str | None]]]) -> None:
+        for future in done:
+            outcome, error = future.result()
             if outcome == "bad":
-                report.bad.append(item.name)
+                report.bad.append(in_flight.pop(future).name)
             else:
+                in_flight.pop(future)
                 setattr(report, outcome, getattr(report, outcome) + 1)
             if error is not None:
                 report.errors[error] = report.errors.get(error, 0) + 1
-    report.seconds = round(time.monotonic() - started, 3)
+
+    in_flight: dict[Future[tuple[str, str | None]], SpooledObject] = {}
+    with ThreadPoolExecutor(parallelism) as pool:
+        for item in spool.list(limit, start_at=start_at):
+            if len(in_flight) >= parallelism:
+                count(wait(in_flight, return_when=FIRST_COMPLETED).done)
+            if deadline is not None and clock() >= deadline:
+                report.stopped_at_deadline = True
+                break
+            in_flight[pool.submit(one, item)] = item
+        count(list(as_completed(in_flight)))
+    report.seconds = round(clock() - started, 3)
     return report
 
 
 def stats(spool: GcsSpool, now: datetime) -> dict[str, float | int | None]:
-    objects = list(spool.list())
-    oldest = min((o.created for o in objects), default=None)
+    """How many objects wait and the oldest one's age, in one pass over the listing."""
+    objects, oldest = 0, None
+    for item in spool.list():
+        objects += 1
+        oldest = item.created if oldest is None else min(oldest, item.created)
     return {
-        "objects": len(objects),
+        "objects": objects,
         "oldest_age_seconds": round((now - oldest).total_seconds(), 3) if oldest else None,
     }
+
+
+def random_start() -> str:
+    """Where a pass starts listing: passes that overlap (an execution started while the last
+    one finishes) work on different objects rather than the same ones in the same order."""
+    return PREFIX + secrets.token_hex(4)
 
 
 def pubsub_publish(settings: DrainSettings) -> Publish:
@@ -146,7 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     publish = pubsub_publish(settings)
     while True:
         try:
-            report = drain(spool, publish, parallelism=settings.drain_parallelism, limit=args.limit)
+            report = drain(
+                spool,
+                publish,
+                parallelism=settings.drain_parallelism,
+                limit=args.limit,
+                deadline=time.monotonic() + settings.drain_deadline_seconds,
+                start_at=random_start(),
+            )
             left = stats(spool, datetime.now(UTC))
         except SpoolUnavailable as exc:
             log_event(

@@ -140,13 +140,30 @@ class GcsSpool:
             # this protocol promises, never a 500.
             raise SpoolUnavailable(f"spool write failed: {type(exc).__name__}") from None
 
-    def list(self, limit: int | None = None) -> Iterator[SpooledObject]:
+    def list(self, limit: int | None = None, *, start_at: str = "") -> Iterator[SpooledObject]:
+        """Every spooled object, lazily, a page of names at a time (memory does not grow with
+        the backlog): those named from ``start_at`` on, then those before it."""
+        ranges = [(start_at, None), ("", start_at)] if start_at else [("", None)]
+        left = limit
+        for start, end in ranges:
+            for item in self._list_range(left, start, end):
+                yield item
+                if left is not None:
+                    left -= 1
+            if left == 0:
+                return
+
+    def _list_range(
+        self, limit: int | None, start: str, end: str | None
+    ) -> Iterator[SpooledObject]:
         try:
             bucket, retry = self._bucket()
             for blob in bucket.client.list_blobs(
                 bucket,
                 prefix=PREFIX,
                 max_results=limit,
+                start_offset=start or None,
+                end_offset=end,
                 timeout=self._timeout,
                 retry=retry,
             ):

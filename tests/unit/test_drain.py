@@ -16,9 +16,13 @@ from hookpipe_ingest.spool import SpooledObject, encode, object_name
 class MemorySpool:
     def __init__(self, objects: dict[str, bytes]) -> None:
         self.objects = objects
+        self.listed = 0  # names the pass has taken from the listing so far
 
-    def list(self, limit: int | None = None) -> Iterator[SpooledObject]:
-        for name in sorted(self.objects)[:limit]:
+    def list(self, limit: int | None = None, *, start_at: str = "") -> Iterator[SpooledObject]:
+        names = sorted(self.objects)
+        names = [n for n in names if n >= start_at] + [n for n in names if n < start_at]
+        for name in names[:limit]:
+            self.listed += 1
             yield SpooledObject(name, 1, datetime(2026, 11, 30, tzinfo=UTC))
 
     def read(self, item: SpooledObject) -> bytes | None:
@@ -60,8 +64,8 @@ def test_an_object_another_drainer_took_is_gone_not_failed() -> None:
     spool.objects.clear()  # listed by us, then drained by someone else
 
     class Listed(MemorySpool):
-        def list(self, limit: int | None = None) -> Iterator[SpooledObject]:
-            yield from MemorySpool(taken).list(limit)
+        def list(self, limit: int | None = None, *, start_at: str = "") -> Iterator[SpooledObject]:
+            yield from MemorySpool(taken).list(limit, start_at=start_at)
 
     report = drain(Listed(spool.objects), lambda d, a: None, parallelism=1)  # type: ignore[arg-type]
     assert (report.gone, report.published, report.failed) == (1, 0, 0)
@@ -74,3 +78,58 @@ def test_stats_count_what_waits_and_the_oldest_ones_age() -> None:
     assert stats(MemorySpool({}), now) == {"objects": 0, "oldest_age_seconds": None}  # type: ignore[arg-type]
     waiting = MemorySpool({object_name("a"): b"", object_name("b"): b""})
     assert stats(waiting, now) == {"objects": 2, "oldest_age_seconds": 600.0}  # type: ignore[arg-type]
+
+
+def _backlog(count: int) -> MemorySpool:
+    return MemorySpool(
+        {object_name(f"e{n:05d}"): encode(b"x", {"ce-id": str(n)}) for n in range(count)}
+    )
+
+
+def test_a_pass_takes_the_listing_as_it_goes_with_a_bounded_window() -> None:
+    """It once listed the whole bucket and submitted every object before publishing any: a
+    backlog of 250k objects ran the 512 MiB job out of memory."""
+    import threading
+
+    spool = _backlog(2000)
+    lock = threading.Lock()
+    in_flight, most, listed_at_first = 0, 0, None
+
+    def publish(data: bytes, attributes: Mapping[str, str]) -> None:
+        nonlocal in_flight, most, listed_at_first
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+            if listed_at_first is None:
+                listed_at_first = spool.listed
+        with lock:
+            in_flight -= 1
+
+    report = drain(spool, publish, parallelism=4)  # type: ignore[arg-type]
+    assert report.published == 2000
+    assert spool.objects == {}
+    assert most <= 4
+    assert listed_at_first is not None
+    assert listed_at_first <= 5  # not the whole listing first
+
+
+def test_no_object_is_started_after_the_deadline_and_the_rest_waits() -> None:
+    spool = _backlog(100)
+    now = [0.0]
+
+    def publish(data: bytes, attributes: Mapping[str, str]) -> None:
+        now[0] += 1.0  # each publish takes a second
+
+    report = drain(spool, publish, parallelism=1, deadline=30.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert report.stopped_at_deadline
+    assert report.published == 30
+    assert len(spool.objects) == 70  # left for the next pass
+
+
+def test_a_pass_starts_where_it_is_told_and_wraps_around() -> None:
+    spool = _backlog(10)
+    order: list[str] = []
+    drain(  # type: ignore[arg-type]
+        spool, lambda d, a: order.append(a["ce-id"]), parallelism=1, start_at=object_name("e00007")
+    )
+    assert order == ["7", "8", "9", "0", "1", "2", "3", "4", "5", "6"]

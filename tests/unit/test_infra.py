@@ -309,3 +309,22 @@ def test_spool_bucket_keeps_objects_until_drained_and_ingest_can_only_create() -
     template = job["template"][0]["template"][0]
     assert template["service_account"] == "${google_service_account.spool_drainer.email}"
     assert template["containers"][0]["command"] == ["hookpipe-spool", "drain"]
+
+
+def test_a_drain_pass_ends_inside_its_job_and_before_the_next_tick() -> None:
+    """Executions every minute with a 300 s timeout overlapped and drained the same names in the
+    same order. A pass now starts nothing after its deadline: that, plus the last objects'
+    publish and spool calls, must fit the job's timeout, and the deadline the scheduler's tick."""
+    from hookpipe_ingest.drain import DrainSettings
+
+    defaults = DrainSettings.model_fields
+    deadline = defaults["drain_deadline_seconds"].default
+    last_object = defaults["publish_timeout_seconds"].default + 3 * (
+        defaults["spool_timeout_seconds"].default
+    )
+    job = resources("google_cloud_run_v2_job")["spool_drainer"]["template"][0]["template"][0]
+    timeout = float(job["timeout"].removesuffix("s"))
+    tick = resources("google_cloud_scheduler_job")["spool_drain"]["schedule"]
+    assert tick == "* * * * *"
+    assert deadline + last_object < timeout
+    assert deadline < 60

@@ -1,0 +1,145 @@
+"""`make bench-drain`: the spool drainer against a real backlog, in one run on one machine.
+
+fake-gcs-server starts seeded with N spooled LeadProsper events (objects exactly as ingest writes
+them), and one `hookpipe-spool drain` pass, as the Cloud Run job runs it, republishes and deletes
+them all (its deadline lifted so that one pass takes the whole backlog). For each backlog size:
+wall time, objects/s, and the pass's peak RSS (the job's limit is 512 MiB). Peak RSS must not grow
+with the backlog: the sizes are compared in the same run. ``--baseline DIR`` also runs another
+checkout's drainer (its ``ingest/`` and ``shared/`` first on PYTHONPATH) on the same backlogs.
+
+Prints a Markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from google.cloud.pubsub_v1 import PublisherClient
+from hookpipe.event import WebhookEvent, event_id, to_message
+from hookpipe_devstack.emulators import PubSubEmulator, StorageEmulator
+from hookpipe_ingest.spool import encode, object_name
+
+from benchmarks.loadgen import cores
+
+PROJECT = "hookpipe-bench"
+# A LeadProsper Campaign Trigger body of the usual size (~1.5 KB spooled).
+LEAD = {
+    "lp_status": "ACCEPTED", "lp_campaign_id": "2024", "lp_supplier_id": "77",
+    "lp_lead_date_utc": "2026-11-26 09:00:00", "first_name": "Ada", "last_name": "Lovelace",
+    "email": "ada@example.com", "phone": "+15555550100", "address": "12 Analytical Engine Way",
+    "city": "London", "zip": "10001", "notes": "x" * 600,
+}  # fmt: skip
+REPO = Path(__file__).resolve().parents[1]
+JOB_MEMORY_MB = 512
+
+
+def seed(directory: Path, bucket: str, count: int) -> None:
+    """``count`` spooled events as files fake-gcs-server loads at start (``-data``)."""
+    spool = directory / bucket / "spool"
+    spool.mkdir(parents=True)
+    now = datetime.now(UTC)
+    for n in range(count):
+        body = json.dumps({**LEAD, "lp_request_uuid": str(uuid.uuid4()), "n": n}).encode()
+        event = WebhookEvent(
+            event_id("leadprosper", body.decode()), "leadprosper", "bench", now,
+            "application/json", body,
+        )  # fmt: skip
+        data, attributes = to_message(event)
+        (directory / bucket / object_name(event.id)).write_bytes(encode(data, attributes))
+
+
+def drain_once(state: Path, count: int, code: Path | None) -> tuple[float, float, str]:
+    """One drain pass over a fresh backlog of ``count``: (seconds, peak RSS MB, its log line)."""
+    data = state / f"seed-{count}"
+    seed(data, "hookpipe-spool", count)
+    pubsub, storage = PubSubEmulator(state), StorageEmulator(state, seed_dir=data)
+    pubsub.start()
+    storage.start(timeout=300)
+    try:
+        os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host
+        publisher = PublisherClient()
+        # No subscription: published messages are dropped, so the emulator's memory stays flat.
+        publisher.create_topic(name=publisher.topic_path(PROJECT, "hookpipe-events"))
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOOKPIPE_PROJECT_ID": PROJECT,
+            "PUBSUB_EMULATOR_HOST": pubsub.host,
+            "STORAGE_EMULATOR_HOST": storage.url,
+            "HOOKPIPE_SPOOL_BUCKET": storage.bucket,
+            "HOOKPIPE_DRAIN_DEADLINE_SECONDS": "3000",
+        }
+        if code is not None:
+            env["PYTHONPATH"] = f"{code / 'ingest'}:{code / 'shared'}"
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hookpipe_ingest.drain", "drain"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output = process.stdout.read() if process.stdout else ""
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise SystemExit(f"drain exited {process.returncode}:\n{output[-2000:]}")
+        report = next((line for line in output.splitlines() if '"spool_drain"' in line), "")
+        return seconds, usage.ru_maxrss / 1024, report
+    finally:
+        storage.stop()
+        pubsub.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--baseline", type=Path, help="another checkout's drainer, same backlogs")
+    args = parser.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="hookpipe-bench-drain-"))
+    trees: list[tuple[str, Path | None]] = [("this tree", None)]
+    if args.baseline is not None:
+        revision = subprocess.run(
+            ["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        trees.append((f"baseline ({revision})", args.baseline.resolve()))
+    rows = []
+    try:
+        for count in args.sizes:
+            for name, code in trees:
+                seconds, rss, _ = drain_once(state, count, code)
+                rows.append((name, count, seconds, rss))
+                print(f"{name}: {count:,} in {seconds:.1f} s, peak RSS {rss:.0f} MB", flush=True)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    table = "\n".join(
+        f"| {name} | {count:,} | {seconds:.1f} | {count / seconds:,.0f} | {rss:.0f} | "
+        f"{rss / JOB_MEMORY_MB:.0%} |"
+        for name, count, seconds, rss in rows
+    )
+    print(f"""
+`make bench-drain` — {time.strftime("%Y-%m-%d")}, {cores()} cores, fake-gcs-server (memory,
+seeded) and the Pub/Sub emulator on the same machine, one `hookpipe-spool drain` pass, default
+parallelism.
+
+| drainer | spooled objects | seconds | objects/s | peak RSS MB | of the job's {JOB_MEMORY_MB} MiB |
+| --- | ---: | ---: | ---: | ---: | ---: |
+{table}
+""")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
