@@ -300,3 +300,38 @@ def test_a_content_length_in_other_digits_is_not_a_500() -> None:
 
     request = Request({"type": "http", "method": "POST", "headers": []}, receive)
     assert asyncio.run(read_body(request, 1024, "²")) == body
+
+
+def test_a_large_body_is_normalized_off_the_event_loop() -> None:
+    """A 1 MB XML body of 200k elements takes over a second to normalize; meanwhile ingest must
+    go on answering: a health check sent after it is answered before it."""
+    import httpx
+
+    publisher = RecordingPublisher()
+    app = asgi(ingest_app(publisher))
+    body = b"<lead>" + b"<a/>" * 200_000 + b"</lead>"  # 800 KB
+    finished: list[str] = []
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+
+            async def big() -> None:
+                response = await client.post(
+                    "/webhooks/leadprosper",
+                    content=body,
+                    headers={**AUTH, "Content-Type": "application/xml"},
+                )
+                assert response.status_code == 202
+                finished.append("xml")
+
+            async def health() -> None:
+                await asyncio.sleep(0.05)  # let the XML request get going first
+                assert (await client.get("/healthz")).status_code == 200
+                finished.append("healthz")
+
+            await asyncio.gather(big(), health())
+
+    asyncio.run(scenario())
+    assert finished == ["healthz", "xml"]
+    assert len(publisher.published[0].data) == len(body)
