@@ -1,6 +1,6 @@
 """`make bench-drain`: the spool drainer against a real backlog, in one run on one machine.
 
-fake-gcs-server starts seeded with N spooled LeadProsper events (objects exactly as ingest writes
+fake-gcs-server is filled with N spooled LeadProsper events (objects exactly as ingest writes
 them), and one `hookpipe-spool drain` pass, as the Cloud Run job runs it, republishes and deletes
 them all (its deadline lifted so that one pass takes the whole backlog). For each backlog size:
 wall time, objects/s, and the pass's peak RSS (the job's limit is 512 MiB). Peak RSS must not grow
@@ -13,6 +13,7 @@ Prints a Markdown table for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from google.cloud.pubsub_v1 import PublisherClient
 from hookpipe.event import WebhookEvent, event_id, to_message
 from hookpipe_devstack.emulators import PubSubEmulator, StorageEmulator
@@ -43,29 +45,48 @@ REPO = Path(__file__).resolve().parents[1]
 JOB_MEMORY_MB = 512
 
 
-def seed(directory: Path, bucket: str, count: int) -> None:
-    """``count`` spooled events as files fake-gcs-server loads at start (``-data``)."""
-    spool = directory / bucket / "spool"
-    spool.mkdir(parents=True)
+def fill(storage_url: str, bucket: str, count: int, concurrency: int = 64) -> None:
+    """``count`` spooled events, written as ingest writes them (create-only objects)."""
     now = datetime.now(UTC)
-    for n in range(count):
-        body = json.dumps({**LEAD, "lp_request_uuid": str(uuid.uuid4()), "n": n}).encode()
-        event = WebhookEvent(
-            event_id("leadprosper", body.decode()), "leadprosper", "bench", now,
-            "application/json", body,
-        )  # fmt: skip
-        data, attributes = to_message(event)
-        (directory / bucket / object_name(event.id)).write_bytes(encode(data, attributes))
+
+    async def upload_all() -> None:
+        limits = httpx.Limits(max_connections=concurrency)
+        async with httpx.AsyncClient(base_url=storage_url, limits=limits, timeout=60) as client:
+            gate = asyncio.Semaphore(concurrency)
+
+            async def upload(n: int) -> None:
+                body = json.dumps({**LEAD, "lp_request_uuid": str(uuid.uuid4()), "n": n}).encode()
+                event = WebhookEvent(
+                    event_id("leadprosper", body.decode()), "leadprosper", "bench", now,
+                    "application/json", body,
+                )  # fmt: skip
+                async with gate:
+                    response = await client.post(
+                        f"/upload/storage/v1/b/{bucket}/o",
+                        params={
+                            "uploadType": "media",
+                            "name": object_name(event.id),
+                            "ifGenerationMatch": "0",
+                        },
+                        content=encode(*to_message(event)),
+                        headers={"Content-Type": "application/json"},
+                    )
+                    response.raise_for_status()
+
+            await asyncio.gather(*(upload(n) for n in range(count)))
+
+    asyncio.run(upload_all())
 
 
 def drain_once(state: Path, count: int, code: Path | None) -> tuple[float, float, str]:
     """One drain pass over a fresh backlog of ``count``: (seconds, peak RSS MB, its log line)."""
-    data = state / f"seed-{count}"
-    seed(data, "hookpipe-spool", count)
-    pubsub, storage = PubSubEmulator(state), StorageEmulator(state, seed_dir=data)
+    pubsub, storage = PubSubEmulator(state), StorageEmulator(state)
     pubsub.start()
-    storage.start(timeout=300)
+    storage.start()
     try:
+        filled = time.perf_counter()
+        fill(storage.url, storage.bucket, count)
+        print(f"  spooled {count:,} in {time.perf_counter() - filled:.0f} s", flush=True)
         os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host
         publisher = PublisherClient()
         # No subscription: published messages are dropped, so the emulator's memory stays flat.
@@ -99,13 +120,15 @@ def drain_once(state: Path, count: int, code: Path | None) -> tuple[float, float
     finally:
         storage.stop()
         pubsub.stop()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--baseline", type=Path, help="another checkout's drainer, same backlogs")
+    parser.add_argument(
+        "--baseline-sizes", type=int, nargs="+", help="the backlogs the baseline drains (--sizes)"
+    )
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="hookpipe-bench-drain-"))
     trees: list[tuple[str, Path | None]] = [("this tree", None)]
@@ -117,8 +140,12 @@ def main() -> int:
         trees.append((f"baseline ({revision})", args.baseline.resolve()))
     rows = []
     try:
-        for count in args.sizes:
+        for count in sorted(set(args.sizes) | set(args.baseline_sizes or [])):
             for name, code in trees:
+                if code is not None and count not in (args.baseline_sizes or args.sizes):
+                    continue
+                if code is None and count not in args.sizes:
+                    continue
                 seconds, rss, _ = drain_once(state, count, code)
                 rows.append((name, count, seconds, rss))
                 print(f"{name}: {count:,} in {seconds:.1f} s, peak RSS {rss:.0f} MB", flush=True)
@@ -131,7 +158,7 @@ def main() -> int:
     )
     print(f"""
 `make bench-drain` — {time.strftime("%Y-%m-%d")}, {cores()} cores, fake-gcs-server (memory,
-seeded) and the Pub/Sub emulator on the same machine, one `hookpipe-spool drain` pass, default
+in memory) and the Pub/Sub emulator on the same machine, one `hookpipe-spool drain` pass, default
 parallelism.
 
 | drainer | spooled objects | seconds | objects/s | peak RSS MB | of the job's {JOB_MEMORY_MB} MiB |

@@ -153,7 +153,6 @@ class StorageEmulator:
     port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
     bucket: str = "hookpipe-spool"
-    seed_dir: Path | None = None  # objects to start with, as <dir>/<bucket>/<name> (benchmarks)
 
     @property
     def url(self) -> str:
@@ -161,7 +160,6 @@ class StorageEmulator:
 
     def start(self, timeout: float = 30.0) -> None:
         binary = prereqs.fake_gcs_server()
-        seed = ["-data", str(self.seed_dir)] if self.seed_dir is not None else []
         self.process = ManagedProcess(
             "storage-emulator",
             [
@@ -178,7 +176,6 @@ class StorageEmulator:
                 self.url,
                 "-log-level",
                 "warn",
-                *seed,
             ],
             self.state_dir / "logs/storage-emulator.log",
         )

@@ -25,13 +25,16 @@ alert watches) as JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import queue
 import secrets
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -121,8 +124,9 @@ def drain(
                 report.errors[error] = report.errors.get(error, 0) + 1
 
     in_flight: dict[Future[tuple[str, str | None]], SpooledObject] = {}
-    with ThreadPoolExecutor(parallelism) as pool:
-        for item in spool.list(limit, start_at=start_at):
+    listing = prefetched(spool.list(limit, start_at=start_at), LIST_AHEAD)
+    with ThreadPoolExecutor(parallelism) as pool, contextlib.closing(listing):
+        for item in listing:
             if len(in_flight) >= parallelism:
                 count(wait(in_flight, return_when=FIRST_COMPLETED).done)
             if deadline is not None and clock() >= deadline:
@@ -132,6 +136,51 @@ def drain(
         count(list(as_completed(in_flight)))
     report.seconds = round(clock() - started, 3)
     return report
+
+
+# Names listed ahead of the drain (a page of the listing is 1,000): the next page is fetched
+# while the last one drains, and memory stays a few pages, whatever the backlog.
+LIST_AHEAD = 2000
+
+
+def prefetched[T](items: Iterator[T], ahead: int) -> Generator[T]:
+    """``items``, read by a thread of its own up to ``ahead`` in advance; what it raises is
+    raised here. Closing the generator stops the thread."""
+    buffer: queue.Queue[T | _End] = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def put(item: T | _End) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(_End(exc))
+        else:
+            put(_End(None))
+
+    threading.Thread(target=produce, name="spool-list", daemon=True).start()
+    try:
+        while not isinstance(item := buffer.get(), _End):
+            yield item
+        if item.error is not None:
+            raise item.error
+    finally:
+        stop.set()
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    error: BaseException | None
 
 
 def stats(spool: GcsSpool, now: datetime) -> dict[str, float | int | None]:

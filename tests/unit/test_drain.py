@@ -88,29 +88,31 @@ def _backlog(count: int) -> MemorySpool:
 
 def test_a_pass_takes_the_listing_as_it_goes_with_a_bounded_window() -> None:
     """It once listed the whole bucket and submitted every object before publishing any: a
-    backlog of 250k objects ran the 512 MiB job out of memory."""
+    backlog of 250k objects ran the 512 MiB job out of memory. Now the listing runs at most
+    LIST_AHEAD names ahead of what is drained, and at most ``parallelism`` are in flight."""
     import threading
 
-    spool = _backlog(2000)
+    from hookpipe_ingest.drain import LIST_AHEAD
+
+    spool = _backlog(3 * LIST_AHEAD)
     lock = threading.Lock()
-    in_flight, most, listed_at_first = 0, 0, None
+    in_flight, most, published, furthest_ahead = 0, 0, 0, 0
 
     def publish(data: bytes, attributes: Mapping[str, str]) -> None:
-        nonlocal in_flight, most, listed_at_first
+        nonlocal in_flight, most, published, furthest_ahead
         with lock:
             in_flight += 1
             most = max(most, in_flight)
-            if listed_at_first is None:
-                listed_at_first = spool.listed
+            furthest_ahead = max(furthest_ahead, spool.listed - published)
         with lock:
             in_flight -= 1
+            published += 1
 
     report = drain(spool, publish, parallelism=4)  # type: ignore[arg-type]
-    assert report.published == 2000
+    assert report.published == 3 * LIST_AHEAD
     assert spool.objects == {}
     assert most <= 4
-    assert listed_at_first is not None
-    assert listed_at_first <= 5  # not the whole listing first
+    assert furthest_ahead <= LIST_AHEAD + 4 + 2  # the buffer, the window, one in hand
 
 
 def test_no_object_is_started_after_the_deadline_and_the_rest_waits() -> None:
@@ -133,3 +135,18 @@ def test_a_pass_starts_where_it_is_told_and_wraps_around() -> None:
         spool, lambda d, a: order.append(a["ce-id"]), parallelism=1, start_at=object_name("e00007")
     )
     assert order == ["7", "8", "9", "0", "1", "2", "3", "4", "5", "6"]
+
+
+def test_a_listing_that_fails_midway_fails_the_pass_after_what_it_started() -> None:
+    import pytest
+    from hookpipe_ingest.errors import SpoolUnavailable
+
+    class Failing(MemorySpool):
+        def list(self, limit: int | None = None, *, start_at: str = "") -> Iterator[SpooledObject]:
+            yield from list(super().list(limit, start_at=start_at))[:3]
+            raise SpoolUnavailable("spool list failed: ServiceUnavailable")
+
+    spool = Failing(_backlog(10).objects)
+    with pytest.raises(SpoolUnavailable):
+        drain(spool, lambda d, a: None, parallelism=2)  # type: ignore[arg-type]
+    assert len(spool.objects) == 7  # the three listed were drained before it gave up
