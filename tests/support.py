@@ -60,8 +60,7 @@ def wait_for[T](check: Callable[[], T | None], timeout: float = 30.0, what: str 
 def lead(**fields: Any) -> dict[str, Any]:
     """A LeadProsper Campaign Trigger body with a unique request uuid."""
     body = {
-        "lp_lead_id": f"LP-{uuid.uuid4().hex[:8]}",
-        "lp_request_uuid": str(uuid.uuid4()),
+        "lp_request_uuid": str(uuid.uuid4()),  # the lead's id (hookpipe.leadprosper_leads key)
         "lp_status": "ACCEPTED",
         "lp_campaign_id": "2024",
         "lp_supplier_id": "77",

@@ -20,7 +20,6 @@ from hookpipe_devstack.processes import StackError
 from hookpipe_devstack.stack import Stack, prepare, running_stack, stop_orphans
 
 SAMPLE = {
-    "lp_lead_id": "LP-1001",
     "lp_request_uuid": "6b1f9d3e-8f3c-4d8a-9c52-2b7d1f1e0a11",
     "lp_status": "ACCEPTED",
     "lp_campaign_id": "2024",

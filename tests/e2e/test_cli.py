@@ -91,7 +91,7 @@ def test_stats_and_peek_show_reasons_without_consuming(
     assert stats["oldest_age_seconds"] >= 0
     peeked = cli_json(stack, "dlq", "peek", "--limit", "3", *ids_filter(dead_lettered))
     assert len(peeked) == 3
-    assert all(p["reason"] == "RowRejected" and "lp_lead_id" in p["payload"] for p in peeked)
+    assert all(p["reason"] == "RowRejected" and "lp_request_uuid" in p["payload"] for p in peeked)
     human = cli(stack, "dlq", "peek", *ids_filter(dead_lettered))
     assert human.returncode == 0
     assert "RowRejected" in human.stdout

@@ -53,7 +53,7 @@ def test_a_burst_of_large_non_ascii_webhooks_lands_whole_in_both_sinks(
 def test_an_event_too_large_for_a_bigquery_row_lands_marked(stack: StackHandle) -> None:
     """Ingest accepts up to a source's max_body_bytes (at most 9 MiB); this one, pushed to the
     worker directly, is 3.2 MB of emoji: ~38 MB escaped, far over insertAll's 10 MB."""
-    envelope = event_envelope({"lp_lead_id": "LP-large", "note": "😀" * 800_000})
+    envelope = event_envelope({"lp_request_uuid": "LP-large", "note": "😀" * 800_000})
     event_id = envelope["message"]["attributes"]["ce-id"]
 
     response = stack.http.post(f"{stack.stack.worker.url}/pubsub/push", json=envelope, timeout=60)

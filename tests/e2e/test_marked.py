@@ -88,11 +88,11 @@ def test_bodies_that_do_not_parse_land_in_both_sinks_with_their_bytes(stack: Sta
 def test_unconvertible_values_land_marked_and_current_state_keeps_good_values(
     stack: StackHandle,
 ) -> None:
-    lead_id = f"LP-{uuid.uuid4().hex[:8]}"
+    lead_id = str(uuid.uuid4())  # its request uuid
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
     def send(**fields: Any) -> str:
-        response = stack.post(lead(lp_lead_id=lead_id, **fields))
+        response = stack.post(lead(lp_request_uuid=lead_id, **fields))
         assert response.status_code == 202, response.text
         event_id: str = response.json()["event_id"]
         stack.wait_committed([event_id])
@@ -124,14 +124,14 @@ def test_unconvertible_values_land_marked_and_current_state_keeps_good_values(
 def test_current_state_is_a_fold_over_converted_values_whatever_the_arrival_order(
     stack: StackHandle,
 ) -> None:
-    lead_id = f"LP-{uuid.uuid4().hex[:8]}"
+    lead_id = str(uuid.uuid4())  # its request uuid
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     # The newer SOLD event (its price unconvertible) arrives first; the older ACCEPTED one, with
     # a good price, arrives after it: status stays SOLD, the price is the older event's.
     for status, price, minutes in (("SOLD", "N/A", 10), ("ACCEPTED", "12.50", 0)):
         response = stack.post(
             lead(
-                lp_lead_id=lead_id,
+                lp_request_uuid=lead_id,
                 lp_status=status,
                 lp_purchase_price=price,
                 lp_timestamp=(t0 + timedelta(minutes=minutes)).isoformat(),
@@ -185,7 +185,7 @@ def test_numbers_a_sink_cannot_hold_are_marked_and_do_not_fail_their_batch_mates
     for event_id, body in zip(ids, leads, strict=True):
         expected = Decimal(body["lp_purchase_price"]) if body in leads[len(hostile) :] else None
         assert bq[event_id]["purchase_price"] == expected
-        state = _lead_state(stack, body["lp_lead_id"])
+        state = _lead_state(stack, body["lp_request_uuid"])
         assert state[:2] == ("ACCEPTED", expected)
     for event_id in ids[: len(hostile)]:
         [problem] = pg[event_id][3]

@@ -141,11 +141,9 @@ def test_duplicates_and_out_of_order_redeliveries(stack: StackHandle) -> None:
     statuses = [("NEW", 1_795_600_000), ("ACCEPTED", 1_795_600_060), ("SOLD", 1_795_600_120)]
     bodies = []
     for _ in range(WEBHOOKS // 9):
-        lead_id, request = f"LP-{uuid.uuid4().hex[:10]}", str(uuid.uuid4())
+        lead_id = str(uuid.uuid4())  # the lead's id: its request uuid
         for status, ts in statuses:
-            body = lead(
-                lp_lead_id=lead_id, lp_request_uuid=request, lp_status=status, lp_timestamp=str(ts)
-            )
+            body = lead(lp_request_uuid=lead_id, lp_status=status, lp_timestamp=str(ts))
             bodies += [body] * 3  # each status sent three times
         run.newest_status[lead_id] = "SOLD"
     random.Random(7).shuffle(bodies)
@@ -217,18 +215,19 @@ def test_drift_mixed_good_unconvertible_unparsable_and_far_future_events(
     and current state is the fold over the values that converted. Nothing is dead-lettered."""
     run = Run("drift")
     rng = random.Random(13)
-    expected_fields: dict[str, set[str]] = {}  # lp_request_uuid -> fields its problems name
-    # lead id -> [(version, request uuid, {column: value}) for events that can be placed]
+    expected_fields: dict[str, set[str]] = {}  # an event's drift_tag -> fields its problems name
+    # lead id -> [(version, drift_tag, {column: value}) for events that can be placed]
     history: dict[str, list[tuple[datetime, str, dict[str, Any]]]] = {}
     webhooks: list[Webhook] = []
     base = 1_795_600_000
     for n in range(WEBHOOKS // 6):
-        lead_id = f"LP-drift-{uuid.uuid4().hex[:8]}"
+        lead_id = f"drift-{uuid.uuid4()}"  # the lead's id: its request uuid
         history[lead_id] = []
         for step, status in enumerate(("NEW", "ACCEPTED", "SOLD", "PAID", "RETURNED")):
             ts = base + n + step * 60
             kind = rng.choice(["good", "good", "price", "time", "future", "text", "big"])
-            body = lead(lp_lead_id=lead_id, lp_status=status, lp_timestamp=str(ts))
+            body = lead(lp_request_uuid=lead_id, lp_status=status, lp_timestamp=str(ts))
+            body["drift_tag"] = str(uuid.uuid4())  # names this one event among its lead's
             body["lp_purchase_price"] = f"{10 + step}.50"
             fields: set[str] = set()
             if kind == "price":
@@ -241,37 +240,37 @@ def test_drift_mixed_good_unconvertible_unparsable_and_far_future_events(
                 body["note"], fields = "NUL \u0000 here", {"note"}
             elif kind == "big":
                 body["lp_sold_price"], fields = "1e40", {"lp_sold_price"}
-            expected_fields[body["lp_request_uuid"]] = fields
+            expected_fields[body["drift_tag"]] = fields
             if kind not in ("time", "future"):
                 converted = {"status": status, "campaign_id": "2024"}
                 if kind != "price":
                     converted["purchase_price"] = Decimal(body["lp_purchase_price"])
                 if kind != "big":
                     converted["sold_price"] = None
-                history[lead_id].append((_epoch(ts), body["lp_request_uuid"], converted))
+                history[lead_id].append((_epoch(ts), body["drift_tag"], converted))
             webhooks.append(body)
         # A body that does not parse: lands with its bytes, touches no current state.
         junk = rng.choice(
             [
-                (b'{"lp_lead_id": "' + lead_id.encode() + b'", "lp_st', "application/json"),
+                (b'{"lp_request_uuid": "' + lead_id.encode() + b'", "lp_st', "application/json"),
                 (b"\xff\xfe garbage " + lead_id.encode(), ""),
-                (b"<lead><lp_lead_id>" + lead_id.encode() + b"</lp_lead_id>", "text/xml"),
+                (b"<lead><lp_request_uuid>" + lead_id.encode() + b"</lp_request_uuid>", "text/xml"),
             ]
         )
         webhooks.append(junk)
     rng.shuffle(webhooks)
     send(stack, run, webhooks)
     for event_id, body in run.accepted.items():
-        fields = {"(body)"} if "raw" in body else expected_fields[body["lp_request_uuid"]]
+        fields = {"(body)"} if "raw" in body else expected_fields[body["drift_tag"]]
         if fields:
             run.marked[event_id] = fields
-    ids = {b["lp_request_uuid"]: i for i, b in run.accepted.items() if "raw" not in b}
+    ids = {b["drift_tag"]: i for i, b in run.accepted.items() if "raw" not in b}
     for lead_id, events in history.items():
         state: dict[str, Any] = {}
         newest: dict[str, tuple[datetime, str]] = {}
-        for version, request, converted in events:
+        for version, tag, converted in events:
             for column, value in converted.items():
-                key = (version, ids[request])
+                key = (version, ids[tag])
                 if column not in newest or newest[column] < key:
                     newest[column], state[column] = key, value
         if state:

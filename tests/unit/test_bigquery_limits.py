@@ -98,7 +98,7 @@ def test_a_batch_larger_than_a_request_is_split_and_lands_whole() -> None:
 
 
 def test_a_row_too_large_for_bigquery_lands_marked_with_its_payload_in_postgres_only() -> None:
-    body = json.dumps({"lp_lead_id": "L1", "note": "😀" * 800_000}).encode()  # 3.2 MB
+    body = json.dumps({"lp_request_uuid": "L1", "note": "😀" * 800_000}).encode()  # 3.2 MB
     event = WebhookEvent("big", "leadprosper", "t", T0, "application/json", body)
 
     row = build_row(event, Delivery(data=b"", attributes={}), SOURCES)

@@ -23,7 +23,7 @@ T0 = datetime(2026, 11, 30, 9, tzinfo=UTC)
 
 
 def _row(event_id: str, minutes: int, **fields: Any) -> EventRow:
-    body = {"lp_lead_id": "L1", "lp_timestamp": (T0 + timedelta(minutes=minutes)).isoformat()}
+    body = {"lp_request_uuid": "L1", "lp_timestamp": (T0 + timedelta(minutes=minutes)).isoformat()}
     body.update(fields)
     event = WebhookEvent(
         event_id, "leadprosper", "t", T0, "application/json", json.dumps(body).encode()
@@ -48,17 +48,17 @@ def test_each_column_takes_its_newest_converted_value_in_any_order() -> None:
 def test_events_that_cannot_be_placed_leave_current_state_alone() -> None:
     far = _row("f", 0, lp_status="X", lp_timestamp="9999-01-01T00:00:00Z")
     bad = _row("g", 0, lp_status="Y", lp_timestamp="yesterday")
-    no_key = _row("h", 0, lp_lead_id="")
+    no_key = _row("h", 0, lp_request_uuid="")
     assert fold(SPEC, [far, bad, no_key]) == []
 
 
 def test_keys_come_out_sorted_so_batches_lock_in_one_order() -> None:
-    rows = [_row(str(i), 0, lp_lead_id=f"L{i}") for i in (3, 1, 2)]
+    rows = [_row(str(i), 0, lp_request_uuid=f"L{i}") for i in (3, 1, 2)]
     assert [s.key for s in fold(SPEC, rows)] == ["L1", "L2", "L3"]
 
 
 def test_an_event_whose_key_did_not_convert_leaves_current_state_alone() -> None:
     """A lead id that is a list cannot name a row: the event is stored marked, no state moves."""
-    row = _row("k", 0, lp_lead_id=["L1", "L2"], lp_status="SOLD")
+    row = _row("k", 0, lp_request_uuid=["L1", "L2"], lp_status="SOLD")
     assert row.unconverted == {"lead_id"}
     assert fold(SPEC, [row]) == []

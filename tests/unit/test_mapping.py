@@ -63,7 +63,8 @@ def test_values_that_do_not_convert_name_the_field(type_: Any, raw: Any, message
 def test_leadprosper_mapping() -> None:
     config = load_source_configs(REPO / "infra/sources.toml")["leadprosper"]
     payload = {
-        "lp_lead_id": "L1",
+        "lp_request_uuid": "L1",  # the lead's id as a trigger sends it
+        "lp_lead_id": "not a shortcode LeadProsper has: not mapped",
         "lp_status": "SOLD",
         "lp_timestamp": "1795683600",
         "lp_sold_price": "17.25",
@@ -84,7 +85,8 @@ def test_leadprosper_mapping() -> None:
 def test_a_value_that_does_not_convert_is_null_and_a_problem_not_an_error() -> None:
     config = load_source_configs(REPO / "infra/sources.toml")["leadprosper"]
     mapped = map_columns(
-        config.columns, {"lp_lead_id": "L1", "lp_purchase_price": "N/A", "lp_timestamp": 1e300}
+        config.columns,
+        {"lp_request_uuid": "L1", "lp_purchase_price": "N/A", "lp_timestamp": 1e300},
     )
     assert mapped.values["lead_id"] == "L1"
     assert mapped.values["purchase_price"] is None

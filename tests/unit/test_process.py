@@ -61,7 +61,7 @@ class Ports:
 
 def test_an_event_becomes_a_row_marked_where_a_value_does_not_convert() -> None:
     decision = decide(
-        push(event_envelope({"lp_lead_id": "L1", "lp_purchase_price": "N/A"})), SOURCES
+        push(event_envelope({"lp_request_uuid": "L1", "lp_purchase_price": "N/A"})), SOURCES
     )
     assert isinstance(decision, Commit)
     assert decision.row.columns["lead_id"] == "L1"
@@ -85,7 +85,7 @@ def test_what_is_not_a_hookpipe_event_is_a_dead_letter(body: bytes, error: type[
 
 def test_a_committed_push_says_which_event_and_carries_its_trace() -> None:
     ports = Ports()
-    event = replace(webhook_event({"lp_lead_id": "L1"}), traceparent=TRACEPARENT)
+    event = replace(webhook_event({"lp_request_uuid": "L1"}), traceparent=TRACEPARENT)
     envelope = push_envelope(*to_message(event))
 
     outcome = asyncio.run(ports.processor().process(push(envelope)))
@@ -105,7 +105,9 @@ def test_a_row_a_sink_refuses_is_dead_lettered_with_its_reason() -> None:
     ports = Ports()
     ports.commit_fails = RowRejected("bigquery", "payload: invalid")
 
-    outcome = asyncio.run(ports.processor().process(push(event_envelope({"lp_lead_id": "L1"}))))
+    outcome = asyncio.run(
+        ports.processor().process(push(event_envelope({"lp_request_uuid": "L1"})))
+    )
 
     assert (outcome.result, outcome.error) == ("dead-lettered", None)
     assert outcome.reason == "RowRejected: bigquery rejected the row: payload: invalid"
@@ -123,7 +125,9 @@ def test_a_transient_failure_is_a_retry_and_nothing_is_dead_lettered(
     ports = Ports()
     ports.commit_fails = failure
 
-    outcome = asyncio.run(ports.processor().process(push(event_envelope({"lp_lead_id": "L1"}))))
+    outcome = asyncio.run(
+        ports.processor().process(push(event_envelope({"lp_request_uuid": "L1"})))
+    )
 
     assert (outcome.result, outcome.error) == ("retry", failure)
     assert ports.dead_letters == []

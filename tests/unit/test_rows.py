@@ -37,7 +37,7 @@ def _problems(row: EventRow) -> list[dict[str, Any]]:
 
 
 def test_a_clean_event_has_no_problems() -> None:
-    row = _row({"lp_lead_id": "L1", "lp_status": "SOLD", "lp_purchase_price": "12.50"})
+    row = _row({"lp_request_uuid": "L1", "lp_status": "SOLD", "lp_purchase_price": "12.50"})
     assert row.problems == ()
     assert row.problems_json is None
     assert row.unconverted == frozenset()
@@ -46,7 +46,7 @@ def test_a_clean_event_has_no_problems() -> None:
 
 
 def test_an_unconvertible_value_is_null_and_marked_and_the_payload_stays_complete() -> None:
-    body = {"lp_lead_id": "L1", "lp_status": "SOLD", "lp_purchase_price": "N/A"}
+    body = {"lp_request_uuid": "L1", "lp_status": "SOLD", "lp_purchase_price": "N/A"}
     row = _row(body)
     assert row.columns["purchase_price"] is None
     assert row.columns["status"] == "SOLD"  # the columns that converted are kept
@@ -63,7 +63,7 @@ def test_an_unconvertible_value_is_null_and_marked_and_the_payload_stays_complet
 
 def test_a_version_more_than_a_day_ahead_is_marked_so_it_cannot_freeze_current_state() -> None:
     ahead = RECEIVED + timedelta(days=1, seconds=1)
-    row = _row({"lp_lead_id": "L1", "lp_timestamp": ahead.isoformat()})
+    row = _row({"lp_request_uuid": "L1", "lp_timestamp": ahead.isoformat()})
     assert row.columns["event_time"] is None
     assert row.unconverted == {"event_time"}
     [problem] = _problems(row)
@@ -77,11 +77,11 @@ def test_a_version_more_than_a_day_ahead_is_marked_so_it_cannot_freeze_current_s
 def test_a_key_too_long_to_index_is_marked_so_it_cannot_fail_current_state() -> None:
     from hookpipe_worker.rows import MAX_KEY_BYTES
 
-    row = _row({"lp_lead_id": "é" * (MAX_KEY_BYTES // 2 + 1), "lp_status": "SOLD"})
+    row = _row({"lp_request_uuid": "é" * (MAX_KEY_BYTES // 2 + 1), "lp_status": "SOLD"})
     assert row.columns["lead_id"] is None
     assert row.unconverted == {"lead_id"}
     assert "too long to key current state" in _problems(row)[0]["reason"]
-    assert _row({"lp_lead_id": "k" * MAX_KEY_BYTES}).problems == ()
+    assert _row({"lp_request_uuid": "k" * MAX_KEY_BYTES}).problems == ()
 
 
 @pytest.mark.parametrize(
@@ -130,7 +130,7 @@ def test_an_unknown_source_is_the_one_thing_that_still_raises() -> None:
 
 
 def test_bigquery_row_carries_problems_as_json_text() -> None:
-    record = bigquery_row(_row({"lp_lead_id": "L1", "lp_sold_price": "lots"}), RECEIVED)
+    record = bigquery_row(_row({"lp_request_uuid": "L1", "lp_sold_price": "lots"}), RECEIVED)
     assert json.loads(record["problems"])[0]["field"] == "lp_sold_price"
     assert record["sold_price"] is None
     assert record["body"] is None

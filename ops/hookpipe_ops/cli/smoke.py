@@ -83,7 +83,6 @@ def send_webhook(http: requests.Session, target: Target, request_uuid: str) -> s
         json={
             "lp_request_uuid": request_uuid,
             "lp_status": "SMOKE",
-            "lp_lead_id": f"smoke-{request_uuid}",
             "lp_campaign_id": "smoke",
         },
         headers={"Authorization": f"Bearer {target.token}"},
