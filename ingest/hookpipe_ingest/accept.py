@@ -15,13 +15,11 @@ or an over-long Content-Type; bytes that do not parse) depends on the sender:
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from hookpipe.errors import PayloadError, UnsupportedMediaType
-from hookpipe.event import WebhookEvent, event_id
+from hookpipe.event import WebhookEvent, event_id, idempotency_key
 from hookpipe.payload import body_format, normalize
-from hookpipe.sources import IdempotencyRule
 
 from hookpipe_ingest.auth import WebhookRequest, verify
 from hookpipe_ingest.sources import Source
@@ -55,7 +53,7 @@ def accept(source: Source, request: WebhookRequest, traceparent: str | None) -> 
         if source.config.sender_retries:
             raise
         problem = str(exc)
-    key = idempotency_key(source.config.idempotency, request, payload)
+    key = idempotency_key(source.config.idempotency, request.headers, payload, request.body)
     return WebhookEvent(
         id=event_id(source.name, key),
         source=source.name,
@@ -66,16 +64,3 @@ def accept(source: Source, request: WebhookRequest, traceparent: str | None) -> 
         traceparent=traceparent,
         problem=problem,
     )
-
-
-def idempotency_key(rule: IdempotencyRule, request: WebhookRequest, payload: dict[str, Any]) -> str:
-    """The key that makes a resent webhook map to the same event id (see ``IdempotencyRule``)."""
-    if rule.header is not None:
-        value = request.headers.get(rule.header.lower(), "").strip()
-        if value:
-            return f"header:{value}"
-    if rule.fields:
-        values = [payload.get(field) for field in rule.fields]
-        if all(isinstance(v, str | int) and str(v) != "" for v in values):
-            return "fields:" + "\x1f".join(str(v) for v in values)
-    return "sha256:" + hashlib.sha256(request.body).hexdigest()

@@ -16,13 +16,16 @@ Pure functions: no I/O.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from hookpipe.errors import EnvelopeError
+from hookpipe.sources import IdempotencyRule
 
 SOURCE_PREFIX = "/sources/"
 # A fixed namespace: event ids are UUIDv5(namespace, "source\0idempotency key"), so the same
@@ -42,11 +45,17 @@ class WebhookEvent:
     data: bytes  # the webhook body, byte for byte
     traceparent: str | None = None  # W3C trace context of the webhook request
     problem: str | None = None  # why the body cannot be understood, when ingest accepted it anyway
+    origin: str = "webhook"  # or "reconcile": synthesized from the sender's API (docs/reconcile.md)
 
 
 # CloudEvents extension attribute (lower-case alphanumerics only) marking an event whose body
 # ingest accepted without understanding it.
 PROBLEM_EXTENSION = "hookpipeproblem"
+# CloudEvents extension attribute naming how hookpipe learnt of an event, when not from a webhook
+# ingest received: "reconcile" (hookpipe reconcile, from the sender's own API).
+ORIGIN_EXTENSION = "hookpipeorigin"
+WEBHOOK, RECONCILE = "webhook", "reconcile"
+ORIGINS = (WEBHOOK, RECONCILE)
 MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub refuses a longer attribute value
 MAX_PROBLEM_BYTES = 512  # the problem attribute stays well under that
 
@@ -66,6 +75,24 @@ def event_id(source: str, idempotency_key: str) -> str:
     # UTF-8 cannot encode; every other text encodes exactly as before, so ids do not change.
     name = f"{source}\0{idempotency_key}".encode("utf-8", "surrogatepass")
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
+
+
+def idempotency_key(
+    rule: IdempotencyRule, headers: Mapping[str, str], payload: Mapping[str, Any], body: bytes
+) -> str:
+    """The key that makes a resent webhook map to the same event id (see ``IdempotencyRule``).
+    Ingest derives it from each webhook, and ``hookpipe reconcile`` from the event it synthesizes
+    for one the sender's API has, so both arrive at one id for one event. ``headers``: lower-case
+    names."""
+    if rule.header is not None:
+        value = headers.get(rule.header.lower(), "").strip()
+        if value:
+            return f"header:{value}"
+    if rule.fields:
+        values = [payload.get(field) for field in rule.fields]
+        if all(isinstance(v, str | int) and str(v) != "" for v in values):
+            return "fields:" + "\x1f".join(str(v) for v in values)
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def to_message(event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
@@ -89,6 +116,8 @@ def to_message(event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
         attributes["ce-traceparent"] = event.traceparent
     if event.problem:
         attributes[f"ce-{PROBLEM_EXTENSION}"] = clip_attribute(event.problem)
+    if event.origin != WEBHOOK:
+        attributes[f"ce-{ORIGIN_EXTENSION}"] = event.origin
     return event.data, attributes
 
 
@@ -141,6 +170,7 @@ def _from_binary(data: bytes, attrs: Mapping[str, str]) -> WebhookEvent:
         data=data,
         traceparent=attrs.get("ce-traceparent") or None,
         problem=attrs.get(ATTRIBUTE_PREFIX + PROBLEM_EXTENSION) or None,
+        origin=_origin(attrs.get(ATTRIBUTE_PREFIX + ORIGIN_EXTENSION)),
     )
 
 
@@ -167,7 +197,16 @@ def _from_structured(document: Mapping[str, object]) -> WebhookEvent:
         data=_structured_data(document),
         traceparent=str(traceparent) if traceparent else None,
         problem=str(problem) if problem else None,
+        origin=_origin(cloud_event.get(ORIGIN_EXTENSION)),
     )
+
+
+def _origin(value: object) -> str:
+    if value is None or value == "":
+        return WEBHOOK
+    if value not in ORIGINS:
+        raise EnvelopeError(f"ce-{ORIGIN_EXTENSION} {str(value)[:40]!r} is not one of {ORIGINS}")
+    return str(value)
 
 
 def _source_name(source: str) -> str:

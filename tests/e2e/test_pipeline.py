@@ -129,3 +129,29 @@ def test_unwritable_message_is_redelivered_then_dead_lettered_by_pubsub(
     assert json.loads(data) == body
     assert attributes["ce-source"] == "/sources/leadprosper"
     assert stack.pg_events([event_id]) == {}
+
+
+def test_an_event_says_how_hookpipe_learnt_of_it_in_both_sinks(stack: StackHandle) -> None:
+    """origin: 'webhook' for what ingest received; 'reconcile' for what hookpipe reconcile
+    synthesized from the sender's API (published with ce-hookpipeorigin)."""
+    from dataclasses import replace
+
+    from google.cloud.pubsub_v1 import PublisherClient
+    from hookpipe.event import to_message
+
+    from tests.events import webhook_event
+
+    received = stack.post(lead())
+    assert received.status_code == 202
+    reconciled = replace(webhook_event(lead()), origin="reconcile")
+    publisher = PublisherClient()
+    topic = publisher.topic_path(stack.project_id, "hookpipe-events")
+    data, attributes = to_message(reconciled)
+    publisher.publish(topic, data, **attributes).result(timeout=30)
+    ids = [received.json()["event_id"], reconciled.id]
+    stack.wait_committed(ids)
+    pg = dict(
+        stack.pg("SELECT event_id, origin FROM hookpipe.events WHERE event_id = ANY(%s)", [ids])
+    )
+    bq = {r["event_id"]: r["origin"] for r in stack.bq_rows("events", ids, "origin")}
+    assert pg == bq == {ids[0]: "webhook", ids[1]: "reconcile"}

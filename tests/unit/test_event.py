@@ -158,6 +158,8 @@ def _sdk_to_message(event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
         attributes["traceparent"] = event.traceparent
     if event.problem:
         attributes[PROBLEM_EXTENSION] = clip_attribute(event.problem)
+    if event.origin != "webhook":
+        attributes["hookpipeorigin"] = event.origin
     headers, body = to_binary(CloudEvent(attributes, event.data), data_marshaller=lambda d: d)
     return bytes(body), {name: str(value) for name, value in headers.items()}
 
@@ -177,6 +179,7 @@ _text = st.text(min_size=1, max_size=60)
         data=st.binary(max_size=200),
         traceparent=st.none() | _text,
         problem=st.none() | st.text(min_size=1, max_size=2000),
+        origin=st.sampled_from(["webhook", "reconcile"]),
     )
 )
 def test_to_message_is_byte_for_byte_what_the_sdk_encodes(event: WebhookEvent) -> None:
@@ -213,3 +216,13 @@ def test_a_ce_attribute_makes_it_binary_mode_whatever_the_content_type() -> None
     del attributes["ce-id"]
     with pytest.raises(EnvelopeError, match="ce-id missing"):
         from_message(json.dumps(forged).encode(), attributes)
+
+
+def test_an_event_synthesized_by_reconcile_says_so_and_round_trips() -> None:
+    event = _event(origin="reconcile")
+    data, attributes = to_message(event)
+    assert attributes["ce-hookpipeorigin"] == "reconcile"
+    assert from_message(data, attributes) == event
+    assert "ce-hookpipeorigin" not in to_message(_event())[1]  # a webhook's: no attribute
+    with pytest.raises(EnvelopeError, match="hookpipeorigin"):
+        from_message(data, {**attributes, "ce-hookpipeorigin": "elsewhere"})

@@ -66,6 +66,7 @@ class EventRow:
     body: bytes | None = None  # the original bytes, kept when there is no payload
     # False: payload and body are too large for a BigQuery row; only Postgres holds them (marked).
     payload_in_bigquery: bool = True
+    origin: str = "webhook"  # how hookpipe learnt of it: a webhook, or a reconcile
 
     @property
     def size(self) -> int:
@@ -96,6 +97,7 @@ def build_row(
         content_type=event.content_type,
         payload_json=None,
         pubsub_message_id=delivery.message_id,
+        origin=event.origin,
     )
     problem = event.problem
     if problem is None:
@@ -163,7 +165,7 @@ def fit_bigquery(row: EventRow) -> EventRow:
 def size_bound(row: EventRow) -> int:
     """At least the row's serialized size (:func:`bigquery_row_bytes`), cheaply."""
     text = [row.payload_json or "", row.problems_json or "", row.event_id, row.source]
-    text += [row.event_type, row.content_type, row.pubsub_message_id or ""]
+    text += [row.event_type, row.content_type, row.pubsub_message_id or "", row.origin]
     text += [str(v) for v in row.columns.values()]
     chars = sum(len(t) for t in text)
     return _MAX_ESCAPED_BYTES_PER_CHAR * chars + 4 * len(row.body or b"") // 3 + 4096
@@ -212,6 +214,7 @@ def bigquery_row(row: EventRow, inserted_at: datetime) -> dict[str, Any]:
             "payload": row.payload_json if row.payload_in_bigquery else None,
             "pubsub_message_id": row.pubsub_message_id,
             "problems": row.problems_json,
+            "origin": row.origin,
             # BYTES columns take base64 in insertAll.
             "body": base64.b64encode(row.body).decode()
             if row.body is not None and row.payload_in_bigquery

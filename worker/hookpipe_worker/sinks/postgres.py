@@ -28,10 +28,10 @@ from hookpipe_worker.sinks.current_state import CurrentStateTable, KeyState
 INSERT_EVENTS = """
 INSERT INTO hookpipe.events
     (event_id, source, event_type, received_at, content_type, payload, pubsub_message_id,
-     problems, body)
+     problems, body, origin)
 SELECT * FROM unnest(
     %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[]::jsonb[],
-    %s::text[], %s::text[]::jsonb[], %s::bytea[])
+    %s::text[], %s::text[]::jsonb[], %s::bytea[], %s::text[])
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
@@ -46,11 +46,12 @@ DELETE_EVENTS = "DELETE FROM hookpipe.events WHERE event_id = ANY(%s::text[])"
 KEEP_FIRST_RECEIVED = """
 UPDATE hookpipe.events AS e
 SET received_at = n.received_at, content_type = n.content_type, payload = n.payload,
-    pubsub_message_id = n.pubsub_message_id, problems = n.problems, body = n.body
+    pubsub_message_id = n.pubsub_message_id, problems = n.problems, body = n.body,
+    origin = n.origin
 FROM unnest(
     %s::text[], %s::timestamptz[], %s::text[], %s::text[]::jsonb[], %s::text[],
-    %s::text[]::jsonb[], %s::bytea[])
-    AS n(event_id, received_at, content_type, payload, pubsub_message_id, problems, body)
+    %s::text[]::jsonb[], %s::bytea[], %s::text[])
+    AS n(event_id, received_at, content_type, payload, pubsub_message_id, problems, body, origin)
 WHERE e.event_id = n.event_id
   AND (n.received_at, coalesce(n.pubsub_message_id, ''))
       < (e.received_at, coalesce(e.pubsub_message_id, ''))
@@ -181,6 +182,7 @@ class PostgresTransaction:
                     [r.pubsub_message_id for r in rows],
                     [r.problems_json for r in rows],
                     [r.body for r in rows],
+                    [r.origin for r in rows],
                 ),
             )
             return {str(record[0]) for record in await cur.fetchall()}
@@ -237,6 +239,7 @@ class PostgresTransaction:
                     [r.pubsub_message_id for r in rows],
                     [r.problems_json for r in rows],
                     [r.body for r in rows],
+                    [r.origin for r in rows],
                 ),
             )
 
