@@ -134,6 +134,10 @@ Send a sample LeadProsper webhook:
 Then see it in Postgres:
   psql "$DATABASE_URL" -c 'select event_id, source, payload from hookpipe.events'
 
+Reconcile with LeadProsper (a stand-in of its API, {stack.leadprosper_url}; load leads with
+PUT /_standin/leads, docs/reconcile.md):
+  source {shown_env} && .venv/bin/hookpipe reconcile leadprosper --since 48h --dry-run
+
 Ctrl-C stops everything."""
         )
         while not stopping:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from hookpipe.bigquery import bigquery_client
 from hookpipe_ops.topology import ensure_topology, load_topology
@@ -21,7 +22,7 @@ from hookpipe_ops.topology import ensure_topology, load_topology
 from hookpipe_devstack import REPO
 from hookpipe_devstack.emulators import BigQueryEmulator, PubSubEmulator, StorageEmulator
 from hookpipe_devstack.postgres import Postgres
-from hookpipe_devstack.processes import ManagedProcess, process_start_time
+from hookpipe_devstack.processes import ManagedProcess, StackError, free_port, process_start_time
 from hookpipe_devstack.schema import apply_bigquery, apply_migrations
 from hookpipe_devstack.services import PythonService
 
@@ -69,6 +70,10 @@ class Stack:
     ingest: PythonService = field(init=False)
     worker: PythonService = field(init=False)
     drainer: ManagedProcess = field(init=False)
+    # LeadProsper's API cannot run here: a stand-in serves its documented shapes and limits.
+    leadprosper: ManagedProcess = field(init=False)
+    leadprosper_port: int = field(default_factory=free_port)
+    leadprosper_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     extra_env: dict[str, str] = field(default_factory=dict)
     # How often the local spool drainer makes a pass (production: a Cloud Run job every minute).
     drain_every_seconds: float = 1.0
@@ -93,6 +98,27 @@ class Stack:
             ],
             self.state_dir / "logs/spool-drainer.log",
         )
+        self.leadprosper = self._standin_process()
+
+    def _standin_process(self) -> ManagedProcess:
+        return ManagedProcess(
+            "leadprosper-standin",
+            [
+                sys.executable,
+                "-m",
+                "hookpipe_devstack.leadprosper_standin",
+                "--port",
+                str(self.leadprosper_port),
+                "--api-key",
+                self.leadprosper_key,
+            ],
+            self.state_dir / "logs/leadprosper-standin.log",
+        )
+
+    @property
+    def leadprosper_url(self) -> str:
+        """The stand-in's base URL, as HOOKPIPE_LEADPROSPER_API_URL takes it."""
+        return f"http://127.0.0.1:{self.leadprosper_port}/public"
 
     # -- environment -------------------------------------------------------------------------
     def service_env(self) -> dict[str, str]:
@@ -118,6 +144,8 @@ class Stack:
             "INGEST_URL": self.ingest.url,
             "WORKER_URL": self.worker.url,
             "DATABASE_URL": self.postgres.url,
+            "HOOKPIPE_LEADPROSPER_API_URL": self.leadprosper_url,
+            "HOOKPIPE_LEADPROSPER_API_KEY": self.leadprosper_key,
             **self.service_env(),
         }
 
@@ -139,6 +167,7 @@ class Stack:
             "ingest": self.ingest.process,
             "worker": self.worker.process,
             "spool-drainer": self.drainer,
+            "leadprosper-standin": self.leadprosper,
         }
         return {name: p.pid for name, p in services.items() if p is not None and p.pid}
 
@@ -148,6 +177,32 @@ class Stack:
         self.bigquery.start()
         self.postgres.start()
         self.storage.start()
+        self.start_leadprosper()
+
+    def start_leadprosper(self, tries: int = 3) -> None:
+        """Start the stand-in, ready when *it* answers on its port: a port taken meanwhile by
+        another server (free_port only says it was free a moment ago) is tried again with
+        another."""
+        for attempt in range(1, tries + 1):
+            self.leadprosper.start()
+            try:
+                self.leadprosper.wait_ready(self._leadprosper_answers, 30)
+            except StackError:
+                self.leadprosper.stop()
+                if attempt == tries:
+                    raise
+                self.leadprosper_port = free_port()
+                self.leadprosper = self._standin_process()
+            else:
+                return
+
+    def _leadprosper_answers(self) -> bool:
+        base = self.leadprosper_url.removesuffix("/public")
+        try:
+            response = httpx.get(f"{base}/_standin/requests", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and "served" in response.json()
 
     def prepare(self) -> None:
         """Create the topology (local profile) and apply the schemas; idempotent."""
@@ -190,6 +245,7 @@ class Stack:
         """Stop every service at once: each gets SIGTERM, and SIGKILL after ``timeout``, so the
         whole stack is down within about that long rather than the sum of its parts."""
         stoppers = [
+            lambda: self.leadprosper.stop(timeout),
             lambda: self.drainer.stop(timeout),
             lambda: self.ingest.stop(),
             lambda: self.worker.stop(),

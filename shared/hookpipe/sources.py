@@ -106,6 +106,17 @@ class CurrentStateSpec(_Config):
     columns: tuple[str, ...]
 
 
+class ReconcileSpec(_Config):
+    """How ``hookpipe reconcile`` reads the sender's own API (docs/reconcile.md)."""
+
+    # LeadProsper allows 100 a minute for the whole account, shared with whatever else the user
+    # runs against it: leave the rest to them.
+    requests_per_minute: int = Field(default=60, ge=1, le=100)
+    window_hours: int = Field(default=48, ge=1, le=24 * 90)
+    timezone: str = "UTC"  # the API's dates, and the report's days
+    max_pages: int = Field(default=2000, ge=1)  # per run: a cursor that never ends is an error
+
+
 class SourceConfig(_Config):
     event_type: str = Field(min_length=1)
     auth: AuthConfig
@@ -124,6 +135,7 @@ class SourceConfig(_Config):
     idempotency: IdempotencyRule = IdempotencyRule()
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
     current_state: CurrentStateSpec | None = None
+    reconcile: ReconcileSpec | None = None
 
     @model_validator(mode="after")
     def _current_state_uses_mapped_columns(self) -> SourceConfig:

@@ -107,6 +107,7 @@ def test_make_run_serves_the_printed_curl_and_stops_everything_on_sigterm() -> N
             "ingest",
             "worker",
             "spool-drainer",
+            "leadprosper-standin",
         }
     finally:
         # What systemd, a CI runner or `kill -TERM -PGID` send: SIGTERM to the whole process

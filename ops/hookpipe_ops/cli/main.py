@@ -21,13 +21,14 @@ from google.auth.exceptions import GoogleAuthError
 from hookpipe.logging import configure_logging
 
 from hookpipe_ops.cli.commands import dlq as dlq_commands
+from hookpipe_ops.cli.commands import reconcile as reconcile_commands
 from hookpipe_ops.cli.commands import smoke as smoke_commands
 from hookpipe_ops.cli.commands import subscriptions as subscription_commands
 from hookpipe_ops.cli.common import EXIT_ERROR, EXIT_USAGE, err, safe
 from hookpipe_ops.errors import TopologyError, UsageError
 
 
-@click.group(help="Operate hookpipe: dead letters, subscriptions and smoke tests.")
+@click.group(help="Operate hookpipe: dead letters, subscriptions, smoke tests and reconciles.")
 def cli() -> None:
     pass
 
@@ -35,6 +36,7 @@ def cli() -> None:
 cli.add_command(dlq_commands.group)
 cli.add_command(subscription_commands.group)
 cli.add_command(smoke_commands.command)
+cli.add_command(reconcile_commands.group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

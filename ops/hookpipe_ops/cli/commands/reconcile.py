@@ -1,0 +1,142 @@
+"""``hookpipe reconcile leadprosper``: backfill, from LeadProsper's API, what no webhook brought.
+
+Options map straight onto typed parameters; the run is :func:`hookpipe_ops.reconcile.reconcile`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+from google.cloud.pubsub_v1 import PublisherClient
+from hookpipe.sources import load_source_configs
+from rich.table import Table
+
+from hookpipe_ops.cli.common import EXIT_ERROR, EXIT_OK, connect, err, out, safe
+from hookpipe_ops.deadletters import parse_time
+from hookpipe_ops.errors import UsageError
+from hookpipe_ops.leadprosper_api import DEFAULT_API_URL, LeadProsperApi
+from hookpipe_ops.reconcile import ReconcileReport, reconcile, stored_in_postgres
+from hookpipe_ops.topology import DEFAULT_TOPOLOGY_FILE, load_topology
+
+DEFAULT_SOURCES_FILE = Path(__file__).resolve().parents[4] / "infra/sources.toml"
+PUBLISH_TIMEOUT_SECONDS = 30.0
+
+
+@click.group("reconcile", help="Backfill from a sender's own API what no webhook brought.")
+def group() -> None:
+    pass
+
+
+@group.command(
+    "leadprosper",
+    help="Every lead LeadProsper recorded in the window, in both sinks: the events a trigger "
+    "would have sent for what is missing are published with the ids ingest gives them, marked "
+    "origin=reconcile (a returned lead also gets a RETURNED event). Exit 1 when the window was "
+    "not finished.",
+    epilog="example: hookpipe reconcile leadprosper --since 48h --dry-run",
+)
+@click.option("--project", envvar="HOOKPIPE_PROJECT_ID", required=True, help="$HOOKPIPE_PROJECT_ID")
+@click.option("--since", help="start: an age (48h, 7d) or ISO time [default: the source's window]")
+@click.option("--until", help="end: an age or ISO time [default: now]")
+@click.option("--campaign", multiple=True, help="only this campaign id (repeatable)")
+@click.option("--dry-run", is_flag=True, help="compare and report; publish nothing")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@click.option("--topic", help="publish to this topic [default: the events topic]")
+@click.option(
+    "--database-url", envvar="HOOKPIPE_DATABASE_URL", help="Postgres the sinks' events are in"
+)
+@click.option(
+    "--api-url", envvar="HOOKPIPE_LEADPROSPER_API_URL", default=DEFAULT_API_URL, show_default=True
+)
+@click.option(
+    "--api-key", envvar="HOOKPIPE_LEADPROSPER_API_KEY", help="$HOOKPIPE_LEADPROSPER_API_KEY"
+)
+@click.option(
+    "--sources-file",
+    envvar="HOOKPIPE_SOURCES_FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_SOURCES_FILE,
+)
+def leadprosper(
+    project: str,
+    since: str | None,
+    until: str | None,
+    campaign: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+    topic: str | None,
+    database_url: str | None,
+    api_url: str,
+    api_key: str | None,
+    sources_file: Path,
+) -> int:
+    config = load_source_configs(sources_file).get("leadprosper")
+    if config is None or config.reconcile is None:
+        raise UsageError(f"{sources_file} has no [leadprosper.reconcile] table")
+    if not api_key:
+        raise UsageError("set HOOKPIPE_LEADPROSPER_API_KEY (LeadProsper's account API key)")
+    if not database_url:
+        raise UsageError("set HOOKPIPE_DATABASE_URL (or --database-url): what landed is compared")
+    now = datetime.now(UTC)
+    try:
+        end = parse_time(until, now) if until else now
+        start = (
+            parse_time(since, now)
+            if since
+            else end - timedelta(hours=config.reconcile.window_hours)
+        )
+    except ValueError as exc:
+        raise UsageError(f"--since/--until: {exc}") from None
+    if start >= end:
+        raise UsageError("--since must be before --until")
+    api = LeadProsperApi(
+        api_url, api_key, config.reconcile.requests_per_minute, config.reconcile.timezone
+    )
+    events_topic = topic or load_topology(DEFAULT_TOPOLOGY_FILE).events_topic
+    conn = connect(database_url, "--database-url / HOOKPIPE_DATABASE_URL")
+    with conn, PublisherClient() as publisher:
+        topic_path = publisher.topic_path(project, events_topic)
+
+        def publish(data: bytes, attributes: dict[str, str]) -> None:
+            publisher.publish(topic_path, data, **attributes).result(PUBLISH_TIMEOUT_SECONDS)
+
+        report = reconcile(
+            api,
+            "leadprosper",
+            config,
+            start=start,
+            end=end,
+            campaigns=campaign,
+            stored=stored_in_postgres(conn),
+            publish=publish,
+            now=lambda: datetime.now(UTC),
+            dry_run=dry_run,
+        )
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        out.print(_table(report))
+        verb = "would publish" if dry_run else "published"
+        out.print(
+            f"reconcile {report.source} {report.start:%Y-%m-%d %H:%M} → {report.end:%Y-%m-%d %H:%M}"
+            f" UTC: {verb} {report.backfilled}, {report.requests} API requests"
+        )
+    if report.error is not None:
+        err.print(f"[red]reconcile: the window was not finished:[/] {safe(report.error)}")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _table(report: ReconcileReport) -> Table:
+    table = Table(title=f"{report.source}: LeadProsper's leads against the sinks")
+    for column in ("campaign", "day", "LeadProsper", "events", "ours", "backfilled", "returned"):
+        table.add_column(column, justify="right" if column not in ("campaign", "day") else "left")
+    for (campaign, day), count in sorted(report.days.items()):
+        table.add_row(
+            safe(campaign), day, str(count.leads), str(count.events), str(count.present),
+            str(count.backfilled), str(count.returned),
+        )  # fmt: skip
+    return table

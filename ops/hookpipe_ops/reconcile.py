@@ -1,0 +1,136 @@
+"""``hookpipe reconcile``: every lead the sender's API recorded ends up in both sinks.
+
+One run over a window: page through ``GET /leads`` (``hookpipe_ops.leadprosper_api``), turn each
+lead into the events a trigger would have sent (``hookpipe_ops.leadprosper.events_for``: same ids
+as ingest's), ask Postgres which of a page's event ids it has (one query a page, never one a lead),
+and publish the others to the events topic, marked ``origin = reconcile``, waiting for Pub/Sub's
+confirmation. The worker lands them as any event; a second run, or a late real webhook, finds
+them there (same id) and adds nothing. ``dry_run`` publishes nothing.
+
+Postgres stands for both sinks here: the worker commits an event to both or to neither (a row one
+sink refuses is dead-lettered and archived, docs/delivery.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hookpipe.event import to_message
+from hookpipe.sources import SourceConfig
+
+from hookpipe_ops.leadprosper import ApiError, events_for, is_returned, summary_key
+from hookpipe_ops.leadprosper_api import LeadProsperApi
+
+# Publish one event and wait for Pub/Sub's confirmation (raises if it did not confirm).
+type Publish = Callable[[bytes, dict[str, str]], None]
+# Which of these event ids the sinks already hold.
+type Stored = Callable[[Sequence[str]], set[str]]
+
+PRESENT_QUERY = "SELECT event_id FROM hookpipe.events WHERE event_id = ANY(%s)"
+
+
+@dataclass
+class DayCount:
+    """One campaign's day: what LeadProsper has, what we had, what this run added."""
+
+    leads: int = 0  # leads LeadProsper lists
+    events: int = 0  # events they stand for (a returned lead is two)
+    present: int = 0  # already in the sinks
+    backfilled: int = 0  # published by this run (dry run: would be)
+    returned: int = 0  # leads returned
+
+
+@dataclass
+class ReconcileReport:
+    source: str
+    start: datetime
+    end: datetime
+    dry_run: bool
+    days: dict[tuple[str, str], DayCount] = field(default_factory=dict)
+    requests: int = 0
+    published_ids: list[str] = field(default_factory=list)
+    error: str | None = None  # why the window was not finished; None: it was
+
+    @property
+    def finished(self) -> bool:
+        return self.error is None
+
+    @property
+    def backfilled(self) -> int:
+        return sum(d.backfilled for d in self.days.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """What ``--json`` prints (field names in docs/reconcile.md)."""
+        return {
+            "source": self.source,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "dry_run": self.dry_run,
+            "finished": self.finished,
+            "error": self.error,
+            "requests": self.requests,
+            "backfilled": self.backfilled,
+            "published": self.published_ids,
+            "days": [
+                {"campaign": campaign, "day": day, **vars(count)}
+                for (campaign, day), count in sorted(self.days.items())
+            ],
+        }
+
+
+def stored_in_postgres(conn: Any) -> Stored:
+    def stored(event_ids: Sequence[str]) -> set[str]:
+        rows = conn.execute(PRESENT_QUERY, (list(event_ids),)).fetchall()
+        return {str(r[0]) for r in rows}
+
+    return stored
+
+
+def reconcile(
+    api: LeadProsperApi,
+    source: str,
+    config: SourceConfig,
+    *,
+    start: datetime,
+    end: datetime,
+    campaigns: tuple[str, ...],
+    stored: Stored,
+    publish: Publish,
+    now: Callable[[], datetime],
+    dry_run: bool,
+) -> ReconcileReport:
+    """One run over ``[start, end)``. When the API fails it (``ApiError``), the report says so
+    (``error``) with what was published so far, which stays published: the next run finds it."""
+    assert config.reconcile is not None
+    timezone = config.reconcile.timezone
+    report = ReconcileReport(source, start, end, dry_run)
+    try:
+        for page in api.leads(
+            start, end, campaigns=campaigns, max_pages=config.reconcile.max_pages
+        ):
+            moment = now()
+            per_lead = [(lead, events_for(lead, source, config, moment)) for lead in page.leads]
+            ids = [event.id for _, events in per_lead for event in events]
+            present = stored(ids) if ids else set()
+            for lead, events in per_lead:
+                count = report.days.setdefault(summary_key(lead, timezone), DayCount())
+                count.leads += 1
+                count.events += len(events)
+                count.returned += is_returned(lead)
+                for event in events:
+                    if event.id in present:
+                        count.present += 1
+                        continue
+                    if not dry_run:
+                        data, attributes = to_message(event)
+                        publish(data, attributes)
+                        report.published_ids.append(event.id)
+                    count.backfilled += 1
+    except ApiError as exc:
+        report.error = str(exc)
+    finally:
+        report.requests = api.requests_made
+    return report

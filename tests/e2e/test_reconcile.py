@@ -1,0 +1,203 @@
+"""`hookpipe reconcile leadprosper` on the real stack, against the LeadProsper stand-in (its API
+cannot run here: devstack/hookpipe_devstack/leadprosper_standin.py, docs/reconcile.md).
+
+Leads of several campaigns and days, some delivered as webhooks through ingest and some never:
+after one reconcile every lead's event is in both sinks exactly once, returned leads have a
+RETURNED event and current state; a second run and a late real webhook add nothing; the API's
+limit is never exceeded; faults end the run with a clear error and nothing published twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import StackHandle, wait_for
+
+pytestmark = pytest.mark.stack
+REPO = Path(__file__).resolve().parents[2]
+HOOKPIPE = str(REPO / ".venv/bin/hookpipe")
+
+
+def standin(stack: StackHandle, method: str, path: str, body: Any = None) -> Any:
+    base = stack.stack.leadprosper_url.removesuffix("/public")
+    response = httpx.request(method, base + path, json=body, timeout=10)
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+def api_lead(n: int, campaign: int, at: datetime, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "lead_date_ms": int(at.timestamp() * 1000),
+        "status": "ACCEPTED",
+        "test": False,
+        "cost": "1.50",
+        "revenue": "7.25",
+        "campaign_id": campaign,
+        "campaign_name": f"Campaign {campaign}",
+        "returned": False,
+        "return_reason": None,
+        "lead_data": {"email": f"lead{n}@example.com", "first_name": "Ada"},
+        "supplier": {"id": 77, "name": "Supplier"},
+        "buyers": [{"id": 5, "name": "Buyer", "status": "SOLD", "sell_price": "7.25"}],
+        **fields,
+    }
+
+
+def reconcile(stack: StackHandle, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        **stack.stack.dev_env(),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [HOOKPIPE, "reconcile", "leadprosper", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+
+
+def report_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.returncode == 0, result.stdout + result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+@pytest.fixture
+def window() -> tuple[datetime, datetime]:
+    """A window of two past days of its own, so no other test's leads are in it."""
+    start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=uuid.uuid4().int % 300)
+    return start, start + timedelta(days=2)
+
+
+def _event_ids_of(stack: StackHandle, request_uuids: list[str]) -> dict[str, list[tuple[Any, ...]]]:
+    rows = stack.pg(
+        "SELECT payload->>'lp_request_uuid', event_id, payload->>'lp_status', origin "
+        "FROM hookpipe.events WHERE payload->>'lp_request_uuid' = ANY(%s)",
+        [request_uuids],
+    )
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for key, *rest in rows:
+        found.setdefault(key, []).append(tuple(rest))
+    return found
+
+
+def test_every_lead_leadprosper_recorded_lands_in_both_sinks_once(
+    stack: StackHandle, window: tuple[datetime, datetime]
+) -> None:
+    start, end = window
+    leads = [
+        api_lead(n, campaign=100 + n % 3, at=start + timedelta(hours=n * 1.5)) for n in range(30)
+    ]
+    for returned in (leads[3], leads[4]):
+        returned.update(returned=True, return_reason="bad phone")
+    leads[5]["status"] = "SOLD"
+    standin(stack, "PUT", "/_standin/leads", leads)
+    # A third of them reached us as webhooks (their status as a trigger sends it).
+    delivered = leads[::3]
+    for lead in delivered:
+        body = {"lp_request_uuid": lead["id"], "lp_status": lead["status"],
+                "lp_campaign_id": str(lead["campaign_id"])}  # fmt: skip
+        assert stack.post(body).status_code == 202
+    before = standin(stack, "GET", "/_standin/requests")
+    args = ("--since", start.isoformat(), "--until", end.isoformat(), "--json")
+
+    dry = report_of(reconcile(stack, *args, "--dry-run"))
+    assert dry["backfilled"] == 20 + 2  # the undelivered, and a RETURNED event for each return
+
+    report = report_of(reconcile(stack, *args))
+    assert report["backfilled"] == 22
+    assert sum(d["leads"] for d in report["days"]) == 30
+    assert {d["campaign"] for d in report["days"]} == {"100", "101", "102"}
+    assert sum(d["returned"] for d in report["days"]) == 2
+    assert 1 <= report["requests"] <= 2  # one page; a delivered webhook may still have raced
+
+    keys = [lead["id"] for lead in leads]
+    wait_for(lambda: sum(map(len, _event_ids_of(stack, keys).values())) == 32, 60, "32 events")
+    events = _event_ids_of(stack, keys)
+    for lead in leads:
+        expected = {lead["status"]} | ({"RETURNED"} if lead["returned"] else set())
+        assert {status for _, status, _ in events[lead["id"]]} == expected
+        origins = {origin for _, _, origin in events[lead["id"]]}
+        if lead not in delivered:
+            assert origins == {"reconcile"}
+        else:  # its RETURNED event, if any, is the reconcile's
+            assert origins == ({"webhook", "reconcile"} if lead["returned"] else {"webhook"})
+    ids = [event_id for rows in events.values() for event_id, _, _ in rows]
+    assert sorted(r["event_id"] for r in stack.bq_rows("events", ids)) == sorted(ids)
+    states = dict(
+        stack.pg(
+            "SELECT lead_id, status FROM hookpipe.leadprosper_leads WHERE lead_id = ANY(%s)",
+            [keys],
+        )
+    )
+    assert states[leads[3]["id"]] == states[leads[4]["id"]] == "RETURNED"
+    assert states[leads[5]["id"]] == "SOLD"
+
+    # Once more, and a late real webhook for a backfilled lead: nothing new.
+    assert report_of(reconcile(stack, *args))["backfilled"] == 0
+    late = {"lp_request_uuid": leads[1]["id"], "lp_status": leads[1]["status"]}
+    response = stack.post(late)
+    assert response.status_code == 202
+    stack.wait_committed([response.json()["event_id"]])
+    assert len(_event_ids_of(stack, keys)[leads[1]["id"]]) == 1
+    assert len(stack.bq_rows("events", [response.json()["event_id"]])) == 1
+
+    after = standin(stack, "GET", "/_standin/requests")
+    assert after["most_in_a_minute"] <= 100
+    assert after["refused"] == before["refused"]  # the client stayed inside the budget
+
+
+@pytest.mark.parametrize(
+    ("fault", "finishes"),
+    [
+        ({"status": 429, "times": 2}, True),  # waits as told, then resumes
+        ({"status": 503, "times": 2}, True),  # retried
+        ({"status": 503, "times": 10}, False),
+        ({"malformed": 1}, False),
+        ({"repeat_cursor": 1, "times": 5}, False),
+    ],
+)
+def test_an_api_that_misbehaves_ends_the_run_clearly_and_publishes_nothing_twice(
+    stack: StackHandle, window: tuple[datetime, datetime], fault: dict[str, Any], finishes: bool
+) -> None:
+    start, end = window
+    leads = [api_lead(n, campaign=200, at=start + timedelta(minutes=n)) for n in range(150)]
+    standin(stack, "PUT", "/_standin/leads", leads)
+    args = ("--since", start.isoformat(), "--until", end.isoformat())
+    if "repeat_cursor" in fault:
+        reconcile(stack, *args, "--dry-run")  # its first page answered; the fault is the cursor
+    standin(stack, "PUT", "/_standin/faults", fault)
+    result = reconcile(stack, *args, "--json")
+    first = json.loads(result.stdout)
+    assert first["finished"] is finishes
+    if finishes:
+        assert result.returncode == 0
+        assert first["backfilled"] == 150
+    else:
+        assert result.returncode == 1
+        assert "the window was not finished" in result.stderr
+        assert "Traceback" not in result.stderr
+    standin(stack, "PUT", "/_standin/faults", {})
+    keys = [lead["id"] for lead in leads]
+    # What the first run published lands; the next run publishes the rest, and only the rest.
+    landed = lambda: sum(map(len, _event_ids_of(stack, keys).values()))  # noqa: E731
+    wait_for(lambda: landed() == len(first["published"]), 90, "the first run's events")
+    second = report_of(reconcile(stack, *args, "--json"))
+    assert not set(second["published"]) & set(first["published"])
+    assert len(first["published"]) + len(second["published"]) == 150
+    wait_for(lambda: len(_event_ids_of(stack, keys)) == 150, 90, "every lead's event")
+    assert all(len(rows) == 1 for rows in _event_ids_of(stack, keys).values())
