@@ -210,8 +210,8 @@ def main() -> int:
         for name, count, seconds, rss in rows
     )
     print(f"""
-`make bench-drain` — {time.strftime("%Y-%m-%d")}, {cores()} cores, fake-gcs-server (memory,
-in memory) and the Pub/Sub emulator on the same machine, one `hookpipe-spool drain` pass, default
+`make bench-drain` — {time.strftime("%Y-%m-%d")}, {cores()} cores, fake-gcs-server (in memory)
+and the Pub/Sub emulator on the same machine, one `hookpipe-spool drain` pass, default
 parallelism.
 
 | drainer | spooled objects | seconds | objects/s | peak RSS MB | of the job's {JOB_MEMORY_MB} MiB |

@@ -44,7 +44,8 @@ logger = logging.getLogger("hookpipe.ingest")
 WEBHOOK_PREFIX = "/webhooks/"
 READY_CACHE_SECONDS = 5.0
 # Bodies larger than this are authenticated and normalized on a worker thread; smaller ones (a
-# LeadProsper webhook is ~1.5 KB) inline, where a thread hop would cost more than the work.
+# LeadProsper webhook among them) inline, where a thread hop would cost more than the work
+# (docs/benchmarks.md, "#19: large bodies normalized off the event loop").
 INLINE_ACCEPT_BYTES = 64 * 1024
 
 
@@ -168,8 +169,8 @@ class IngestApp:
                 received_at=self._clock(),
             )
             if len(body) > INLINE_ACCEPT_BYTES:
-                # Normalizing a large body (a 1 MB XML body of 200k elements: over a second of
-                # CPU) on the event loop would stall every other request meanwhile.
+                # Normalizing a large body (an XML body of many elements) on the event loop would
+                # stall every other request meanwhile.
                 event = await asyncio.to_thread(accept, source, webhook, traceparent)
             else:
                 event = accept(source, webhook, traceparent)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 import psycopg.errors
@@ -35,6 +36,12 @@ SELECT * FROM unnest(
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
+
+# The row's fields each statement takes, one array per field, in its parameters' order.
+INSERTED = ("event_id", "source", "event_type", "received_at", "content_type", "payload_json",
+            "pubsub_message_id", "problems_json", "body", "origin")  # fmt: skip
+KEPT = ("event_id", "received_at", "content_type", "payload_json", "pubsub_message_id",
+        "problems_json", "body", "origin")  # fmt: skip
 
 DELETE_EVENTS = "DELETE FROM hookpipe.events WHERE event_id = ANY(%s::text[])"
 
@@ -170,21 +177,7 @@ class PostgresTransaction:
 
     async def _insert(self, rows: Sequence[EventRow]) -> set[str]:
         async with self.conn.cursor() as cur:
-            await cur.execute(
-                INSERT_EVENTS,
-                (
-                    [r.event_id for r in rows],
-                    [r.source for r in rows],
-                    [r.event_type for r in rows],
-                    [r.received_at for r in rows],
-                    [r.content_type for r in rows],
-                    [r.payload_json for r in rows],
-                    [r.pubsub_message_id for r in rows],
-                    [r.problems_json for r in rows],
-                    [r.body for r in rows],
-                    [r.origin for r in rows],
-                ),
-            )
+            await cur.execute(INSERT_EVENTS, _arrays(rows, INSERTED))
             return {str(record[0]) for record in await cur.fetchall()}
 
     async def upsert_current_state(
@@ -226,27 +219,18 @@ class PostgresTransaction:
     async def keep_first_received(self, rows: Sequence[EventRow]) -> None:
         """For ``rows`` already stored (not inserted now), keep whichever copy ingest received
         first (``KEEP_FIRST_RECEIVED``). Called only with rows BigQuery holds."""
-        if not rows:
-            return
-        async with self.conn.cursor() as cur:
-            await cur.execute(
-                KEEP_FIRST_RECEIVED,
-                (
-                    [r.event_id for r in rows],
-                    [r.received_at for r in rows],
-                    [r.content_type for r in rows],
-                    [r.payload_json for r in rows],
-                    [r.pubsub_message_id for r in rows],
-                    [r.problems_json for r in rows],
-                    [r.body for r in rows],
-                    [r.origin for r in rows],
-                ),
-            )
+        if rows:
+            async with self.conn.cursor() as cur:
+                await cur.execute(KEEP_FIRST_RECEIVED, _arrays(rows, KEPT))
 
     async def delete(self, event_ids: Sequence[str]) -> None:
         """Take back rows this transaction inserted whose BigQuery write was refused."""
         async with self.conn.cursor() as cur:
             await cur.execute(DELETE_EVENTS, (list(event_ids),))
+
+
+def _arrays(rows: Sequence[EventRow], fields: Sequence[str]) -> list[list[Any]]:
+    return [[getattr(row, name) for row in rows] for name in fields]
 
 
 def _is_values_fault(exc: Exception) -> bool:
