@@ -167,7 +167,13 @@ def compare(baseline: Path, requests: int, rounds: int, concurrency: int) -> int
     )
     stack.extra_env = {"HOOKPIPE_LOG_LEVEL": "WARNING"}
     variants = [
-        (f"baseline ({revision})", {}, requests, baseline),
+        # A checkout's worker reads its own sources file (a newer one may hold tables it lacks).
+        (
+            f"baseline ({revision})",
+            {"HOOKPIPE_SOURCES_FILE": str(baseline / "infra/sources.toml")},
+            requests,
+            baseline,
+        ),
         ("this tree", {}, requests, REPO),
     ]
     try:

@@ -21,6 +21,7 @@ from typing import Any
 from hookpipe.event import to_message
 from hookpipe.sources import SourceConfig
 
+from hookpipe_ops.errors import OperatorError
 from hookpipe_ops.leadprosper import ApiError, events_for, is_returned, summary_key
 from hookpipe_ops.leadprosper_api import LeadProsperApi
 
@@ -30,6 +31,53 @@ type Publish = Callable[[bytes, dict[str, str]], None]
 type Stored = Callable[[Sequence[str]], set[str]]
 
 PRESENT_QUERY = "SELECT event_id FROM hookpipe.events WHERE event_id = ANY(%s)"
+
+# The lease (infra/supabase/migrations/*_reconcile_leases.sql): taken when free or expired.
+TAKE_LEASE = """
+INSERT INTO hookpipe.reconcile_leases AS l (name, holder, expires_at)
+VALUES (%(name)s, %(holder)s, now() + %(ttl)s * interval '1 second')
+ON CONFLICT (name) DO UPDATE
+SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at, acquired_at = now()
+WHERE l.expires_at < now() OR l.holder = EXCLUDED.holder
+RETURNING holder
+"""
+RENEW_LEASE = """
+UPDATE hookpipe.reconcile_leases SET expires_at = now() + %(ttl)s * interval '1 second'
+WHERE name = %(name)s AND holder = %(holder)s
+"""
+GIVE_BACK_LEASE = (
+    "DELETE FROM hookpipe.reconcile_leases WHERE name = %(name)s AND holder = %(holder)s"
+)
+HELD_BY = "SELECT holder, expires_at FROM hookpipe.reconcile_leases WHERE name = %(name)s"
+# Long enough for a page and its publishes; renewed after each page.
+LEASE_SECONDS = 600
+
+
+class LeaseHeld(OperatorError):
+    """Another run holds the lease: this one does nothing (exit 6)."""
+
+
+@dataclass
+class Lease:
+    """One run at a time per source, in Postgres (autocommit connection)."""
+
+    conn: Any
+    name: str
+    holder: str
+    ttl: int = LEASE_SECONDS
+
+    def take(self) -> None:
+        params = {"name": self.name, "holder": self.holder, "ttl": self.ttl}
+        if self.conn.execute(TAKE_LEASE, params).fetchone() is None:
+            held = self.conn.execute(HELD_BY, params).fetchone()
+            who, until = held if held else ("another run", None)
+            raise LeaseHeld(f"{who} holds {self.name} until {until}: another reconcile is running")
+
+    def renew(self) -> None:
+        self.conn.execute(RENEW_LEASE, {"name": self.name, "holder": self.holder, "ttl": self.ttl})
+
+    def give_back(self) -> None:
+        self.conn.execute(GIVE_BACK_LEASE, {"name": self.name, "holder": self.holder})
 
 
 @dataclass
@@ -101,6 +149,7 @@ def reconcile(
     publish: Publish,
     now: Callable[[], datetime],
     dry_run: bool,
+    on_page: Callable[[], None] = lambda: None,
 ) -> ReconcileReport:
     """One run over ``[start, end)``. When the API fails it (``ApiError``), the report says so
     (``error``) with what was published so far, which stays published: the next run finds it."""
@@ -129,6 +178,7 @@ def reconcile(
                         publish(data, attributes)
                         report.published_ids.append(event.id)
                     count.backfilled += 1
+            on_page()
     except ApiError as exc:
         report.error = str(exc)
     finally:

@@ -201,3 +201,47 @@ def test_an_api_that_misbehaves_ends_the_run_clearly_and_publishes_nothing_twice
     assert len(first["published"]) + len(second["published"]) == 150
     wait_for(lambda: len(_event_ids_of(stack, keys)) == 150, 90, "every lead's event")
     assert all(len(rows) == 1 for rows in _event_ids_of(stack, keys).values())
+
+
+def test_one_run_at_a_time_a_lease_that_expires(
+    stack: StackHandle, window: tuple[datetime, datetime]
+) -> None:
+    """Two runs at once: one does the window, the other exits 6 and publishes nothing; a lease a
+    killed run left behind is taken once it has expired."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    start, end = window
+    leads = [api_lead(n, campaign=300, at=start + timedelta(minutes=n)) for n in range(40)]
+    standin(stack, "PUT", "/_standin/leads", leads)
+    args = ("--since", start.isoformat(), "--until", end.isoformat(), "--json")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: reconcile(stack, *args), range(2)))
+    codes = sorted(r.returncode for r in results)
+    if codes == [0, 0]:  # the first was done before the second began: nothing left for it
+        reports = [json.loads(r.stdout) for r in results]
+        assert sorted(r["backfilled"] for r in reports) == [0, 40]
+    else:
+        assert codes == [0, 6]
+        [done] = [r for r in results if r.returncode == 0]
+        [held] = [r for r in results if r.returncode == 6]
+        assert json.loads(done.stdout)["backfilled"] == 40
+        assert "another reconcile is running" in held.stderr
+        assert held.stdout == ""
+    keys = [lead["id"] for lead in leads]
+    wait_for(lambda: len(_event_ids_of(stack, keys)) == 40, 60, "every lead's event")
+    assert all(len(rows) == 1 for rows in _event_ids_of(stack, keys).values())
+    assert stack.pg("SELECT name FROM hookpipe.reconcile_leases") == []  # given back
+
+    # A run killed midway left its lease: held until it expires, then taken.
+    stack.pg(
+        "INSERT INTO hookpipe.reconcile_leases (name, holder, expires_at) "
+        "VALUES ('reconcile:leadprosper', 'killed-run', now() + interval '1 hour')"
+    )
+    try:
+        held = reconcile(stack, *args)
+        assert held.returncode == 6
+        assert "killed-run holds reconcile:leadprosper" in held.stderr
+        stack.pg("UPDATE hookpipe.reconcile_leases SET expires_at = now() - interval '1 second'")
+        assert report_of(reconcile(stack, *args))["backfilled"] == 0
+    finally:
+        stack.pg("DELETE FROM hookpipe.reconcile_leases")

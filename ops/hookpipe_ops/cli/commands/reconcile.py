@@ -6,6 +6,8 @@ Options map straight onto typed parameters; the run is :func:`hookpipe_ops.recon
 from __future__ import annotations
 
 import json
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,11 +20,12 @@ from hookpipe_ops.cli.common import EXIT_ERROR, EXIT_OK, connect, err, out, safe
 from hookpipe_ops.deadletters import parse_time
 from hookpipe_ops.errors import UsageError
 from hookpipe_ops.leadprosper_api import DEFAULT_API_URL, LeadProsperApi
-from hookpipe_ops.reconcile import ReconcileReport, reconcile, stored_in_postgres
+from hookpipe_ops.reconcile import Lease, LeaseHeld, ReconcileReport, reconcile, stored_in_postgres
 from hookpipe_ops.topology import DEFAULT_TOPOLOGY_FILE, load_topology
 
 DEFAULT_SOURCES_FILE = Path(__file__).resolve().parents[4] / "infra/sources.toml"
 PUBLISH_TIMEOUT_SECONDS = 30.0
+EXIT_LEASE_HELD = 6  # another run is reconciling this source: this one did nothing
 
 
 @click.group("reconcile", help="Backfill from a sender's own API what no webhook brought.")
@@ -34,8 +37,8 @@ def group() -> None:
     "leadprosper",
     help="Every lead LeadProsper recorded in the window, in both sinks: the events a trigger "
     "would have sent for what is missing are published with the ids ingest gives them, marked "
-    "origin=reconcile (a returned lead also gets a RETURNED event). Exit 1 when the window was "
-    "not finished.",
+    "origin=reconcile (a returned lead also gets a RETURNED event). One run at a time (a lease "
+    "in Postgres). Exit 1 when the window was not finished, 6 when another run holds the lease.",
     epilog="example: hookpipe reconcile leadprosper --since 48h --dry-run",
 )
 @click.option("--project", envvar="HOOKPIPE_PROJECT_ID", required=True, help="$HOOKPIPE_PROJECT_ID")
@@ -97,24 +100,37 @@ def leadprosper(
     )
     events_topic = topic or load_topology(DEFAULT_TOPOLOGY_FILE).events_topic
     conn = connect(database_url, "--database-url / HOOKPIPE_DATABASE_URL")
+    conn.autocommit = True  # the lease is seen by other runs at once; reads hold no transaction
+    lease = Lease(
+        conn, "reconcile:leadprosper", f"{socket.gethostname()}:{os.getpid()}:{now:%H%M%S}"
+    )
     with conn, PublisherClient() as publisher:
+        try:
+            lease.take()
+        except LeaseHeld as exc:
+            err.print(f"[yellow]reconcile: not run:[/] {safe(str(exc))}")
+            return EXIT_LEASE_HELD
         topic_path = publisher.topic_path(project, events_topic)
 
         def publish(data: bytes, attributes: dict[str, str]) -> None:
             publisher.publish(topic_path, data, **attributes).result(PUBLISH_TIMEOUT_SECONDS)
 
-        report = reconcile(
-            api,
-            "leadprosper",
-            config,
-            start=start,
-            end=end,
-            campaigns=campaign,
-            stored=stored_in_postgres(conn),
-            publish=publish,
-            now=lambda: datetime.now(UTC),
-            dry_run=dry_run,
-        )
+        try:
+            report = reconcile(
+                api,
+                "leadprosper",
+                config,
+                start=start,
+                end=end,
+                campaigns=campaign,
+                stored=stored_in_postgres(conn),
+                publish=publish,
+                now=lambda: datetime.now(UTC),
+                dry_run=dry_run,
+                on_page=lease.renew,
+            )
+        finally:
+            lease.give_back()
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
