@@ -19,7 +19,7 @@ ingest gives that lead and status (the source's idempotency rule, one definition
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -98,8 +98,11 @@ def trigger_payload(lead: Mapping[str, Any], status: str, at: datetime) -> dict[
     ``at``: when hookpipe learnt it (the version current state orders by)."""
     date = lead_date(lead)
     supplier = lead.get("supplier")
+    fields = lead.get("lead_data")
     payload: dict[str, Any] = {
-        k: v for k, v in (lead.get("lead_data") or {}).items() if not str(k).startswith("lp_")
+        str(k): v
+        for k, v in (fields.items() if isinstance(fields, dict) else ())
+        if not str(k).startswith("lp_")
     }
     payload.update(
         {
@@ -165,7 +168,3 @@ def campaign_of(lead: Mapping[str, Any]) -> str:
 
 def summary_key(lead: Mapping[str, Any], timezone: str) -> tuple[str, str]:
     return campaign_of(lead), day_of(lead, timezone)
-
-
-def ids_of(events: Sequence[WebhookEvent]) -> list[str]:
-    return [event.id for event in events]

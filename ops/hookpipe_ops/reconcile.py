@@ -53,6 +53,14 @@ HELD_BY = "SELECT holder, expires_at FROM hookpipe.reconcile_leases WHERE name =
 LEASE_SECONDS = 600
 
 
+class PublishFailed(OperatorError):
+    """Pub/Sub did not confirm a backfilled event: the run stops, the window is not finished."""
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}".rstrip(": ")
+
+
 class LeaseHeld(OperatorError):
     """Another run holds the lease: this one does nothing (exit 6)."""
 
@@ -175,11 +183,14 @@ def reconcile(
                         continue
                     if not dry_run:
                         data, attributes = to_message(event)
-                        publish(data, attributes)
+                        try:
+                            publish(data, attributes)
+                        except Exception as exc:  # the run stops; what it published stays
+                            raise PublishFailed(f"publishing {event.id}: {describe(exc)}") from exc
                         report.published_ids.append(event.id)
                     count.backfilled += 1
             on_page()
-    except ApiError as exc:
+    except (ApiError, PublishFailed) as exc:
         report.error = str(exc)
     finally:
         report.requests = api.requests_made

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hookpipe.errors import ConfigError
 from hookpipe.payload import BodyFormat
@@ -115,6 +115,17 @@ class ReconcileSpec(_Config):
     window_hours: int = Field(default=48, ge=1, le=24 * 90)
     timezone: str = "UTC"  # the API's dates, and the report's days
     max_pages: int = Field(default=2000, ge=1)  # per run: a cursor that never ends is an error
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC)") from None
+        return value
 
 
 class SourceConfig(_Config):

@@ -146,3 +146,35 @@ def test_5xx_is_retried_then_an_error_and_a_repeated_cursor_is_an_error_not_a_lo
     api, _ = _api([FakeResponse(401, {"error": "Unauthenticated."})])
     with pytest.raises(ApiError, match="API key was refused"):
         _pages(api)
+
+
+def test_a_publish_pubsub_does_not_confirm_ends_the_run_unfinished_keeping_what_it_did() -> None:
+    """Pub/Sub down mid-run: not a traceback, a report that says the window was not finished."""
+    from hookpipe_ops.reconcile import reconcile
+
+    leads = [{**LEAD, "id": f"lead-{n}", "lead_data": ["not", "an", "object"]} for n in range(3)]
+    api, _ = _api([FakeResponse(200, {"leads": leads})])
+    published: list[str] = []
+
+    def publish(data: bytes, attributes: dict[str, str]) -> None:
+        if len(published) == 2:
+            raise TimeoutError("Pub/Sub did not confirm")
+        published.append(attributes["ce-id"])
+
+    report = reconcile(api, "leadprosper", CONFIG, start=NOW, end=NOW, campaigns=(),
+                       stored=lambda ids: set(), publish=publish, now=lambda: NOW,
+                       dry_run=False)  # fmt: skip
+    assert not report.finished
+    assert report.error is not None
+    assert "TimeoutError: Pub/Sub did not confirm" in report.error
+    assert report.published_ids == published
+    assert len(published) == 2
+
+
+def test_an_unknown_time_zone_is_refused_when_the_sources_file_is_read() -> None:
+    from hookpipe.sources import ReconcileSpec
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not an IANA time zone"):
+        ReconcileSpec(timezone="Mars/Olympus_Mons")
+    assert ReconcileSpec(timezone="America/New_York").timezone == "America/New_York"
