@@ -9,15 +9,17 @@ docs/reconcile.md, "Assumptions"), from a data set the tests or an operator put 
   "search_after": "<cursor>"}``, 100 leads a page ordered by ``lead_date_ms`` then ``id``, no
   cursor on the last page;
 * ``GET /public/lead/{id}``: one lead;
-* ``GET /public/stats?start_date&end_date``: per campaign ``leads_total``, ``leads_accepted``,
-  ``leads_duplicated``, ``leads_failed``, ``leads_returned``;
+* ``GET /public/stats?start_date&end_date[&campaign]``: per campaign ``leads_total``,
+  ``leads_accepted``, ``leads_duplicated``, ``leads_failed``; per supplier the same and
+  ``leads_returned`` (campaigns have no returned count);
 * ``Authorization: Bearer <key>`` required (401 otherwise); **100 requests a minute** for the
   whole account, answered 429 with ``Retry-After`` beyond that.
 
 Its own endpoints, not counted against the limit: ``PUT /_standin/leads`` (the data set, a JSON
 list of leads), ``GET /_standin/requests`` (requests served, the most in any 60 s, and those
-refused 429), ``PUT /_standin/faults`` (``{"status": 503, "times": 2}``, ``{"malformed": 1}``,
-``{"repeat_cursor": 1}``: the next answers fail so).
+refused 429), ``PUT /_standin/faults`` (``{"status": 503, "times": 2}``, optionally with a
+``"path"``; ``{"malformed": 1}``, ``{"repeat_cursor": 1}`` for the leads, ``{"malformed_stats":
+1}`` for the stats: the next answers fail so).
 
 Dates: ``start_date``/``end_date`` as ``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM:SS``, in UTC.
 """
@@ -66,12 +68,18 @@ class StandIn:
             self.most_in_a_minute = max(self.most_in_a_minute, len(self.served))
             return None
 
-    def fault(self) -> dict[str, Any]:
-        """The next injected fault, if any (each counts down its ``times``)."""
+    def fault(self, path: str) -> dict[str, Any]:
+        """The next injected fault for ``path``, if any (each counts down its ``times``): a
+        ``status`` for any endpoint (or its ``path``), ``malformed`` and ``repeat_cursor`` for
+        the leads, ``malformed_stats`` for the stats."""
         with self.lock:
-            if not self.faults:
-                return {}
             fault = dict(self.faults)
+            applies = {
+                "/public/leads": not fault.get("malformed_stats"),
+                "/public/stats": not (fault.get("malformed") or fault.get("repeat_cursor")),
+            }.get(path, "status" in fault)
+            if not fault or not applies or fault.get("path", path) != path:
+                return {}
             self.faults["times"] = int(self.faults.get("times", 1)) - 1
             if self.faults["times"] <= 0:
                 self.faults = {}
@@ -100,25 +108,39 @@ class StandIn:
 
     def stats(self, query: dict[str, str]) -> dict[str, Any]:
         start, end = _date(query.get("start_date")), _date(query.get("end_date"), end=True)
+        campaigns = {c for c in query.get("campaign", "").split(",") if c}
         by_campaign: dict[str, dict[str, Any]] = {}
+        by_supplier: dict[str, dict[str, Any]] = {}
         for lead in self.leads:
             if not start <= lead["lead_date_ms"] < end:
                 continue
-            row = by_campaign.setdefault(
-                str(lead["campaign_id"]),
-                {"id": lead["campaign_id"], "name": lead.get("campaign_name", ""),
-                 "leads_total": 0, "leads_accepted": 0, "leads_duplicated": 0,
-                 "leads_failed": 0, "leads_returned": 0},
-            )  # fmt: skip
-            row["leads_total"] += 1
+            if campaigns and str(lead["campaign_id"]) not in campaigns:
+                continue
+            supplier = lead.get("supplier") or {}
+            rows = (
+                _counts(by_campaign, lead["campaign_id"], lead.get("campaign_name", "")),
+                _counts(by_supplier, supplier.get("id"), supplier.get("name", ""), returned=True),
+            )
             status = str(lead.get("status", "")).upper()
             key = {"ACCEPTED": "leads_accepted", "DUPLICATED": "leads_duplicated"}.get(
                 status, "leads_failed" if status in ("ERROR", "FAILED") else None
             )
-            if key:
-                row[key] += 1
-            row["leads_returned"] += bool(lead.get("returned"))
-        return {"campaigns": list(by_campaign.values())}
+            for row in rows:
+                row["leads_total"] += 1
+                if key:
+                    row[key] += 1
+            rows[1]["leads_returned"] += bool(lead.get("returned"))
+        return {"campaigns": list(by_campaign.values()), "suppliers": list(by_supplier.values())}
+
+
+def _counts(
+    rows: dict[str, dict[str, Any]], id: Any, name: str, *, returned: bool = False
+) -> dict[str, Any]:
+    row = {"id": id, "name": name, "leads_total": 0, "leads_accepted": 0,
+           "leads_duplicated": 0, "leads_failed": 0}  # fmt: skip
+    if returned:
+        row["leads_returned"] = 0
+    return rows.setdefault(str(id), row)
 
 
 def _date(text: str | None, *, end: bool = False) -> int:
@@ -183,7 +205,7 @@ def handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-            fault = stand_in.fault()
+            fault = stand_in.fault(url.path)
             if "status" in fault:
                 self._send(int(fault["status"]), {"error": "injected"})
                 return
@@ -197,6 +219,9 @@ def handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
                         document["search_after"] = query["search_after"]
                     self._send(200, document)
                 elif url.path == "/public/stats":
+                    if fault.get("malformed_stats"):
+                        self._send(200, b"<html>maintenance</html>")
+                        return
                     self._send(200, stand_in.stats(query))
                 elif url.path.startswith("/public/lead/"):
                     wanted = url.path.removeprefix("/public/lead/")

@@ -8,7 +8,10 @@ function each, so one look at a real account corrects it in one place (docs/reco
 * :func:`trigger_status`: the API's ``status`` is the value a trigger sends as ``{{lp_status}}``;
 * :func:`is_returned`: ``returned`` is in list results, truthy for a returned lead;
 * :func:`parse_page`: ``GET /leads`` answers ``{"leads": [...], "search_after": ...}``;
-* :func:`api_time`: ``start_date``/``end_date`` take ``YYYY-MM-DD HH:MM:SS`` in ``timezone``.
+* :func:`api_time`: ``start_date``/``end_date`` take ``YYYY-MM-DD HH:MM:SS`` in ``timezone``;
+* :func:`parse_stats`: ``GET /stats`` answers per campaign ``leads_total``, and per supplier
+  ``leads_returned``;
+* :func:`figures`: ``cost`` and ``revenue`` are decimal amounts (strings or numbers).
 
 :func:`events_for` turns one API lead into the events a trigger would have sent: its current
 status, and ``RETURNED`` when it was returned (no trigger fires on a return). Each gets the id
@@ -19,14 +22,16 @@ ingest gives that lead and status (the source's idempotency rule, one definition
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from hookpipe.event import RECONCILE, WebhookEvent, event_id, idempotency_key
-from hookpipe.sources import SourceConfig
+from hookpipe.mapping import MappingError, convert
+from hookpipe.sources import ColumnSpec, SourceConfig
 
 from hookpipe_ops.errors import OperatorError
 
@@ -59,6 +64,108 @@ def parse_page(document: object) -> Page:
     if cursor is not None and not isinstance(cursor, str | int):
         raise ApiError("GET /leads answered a search_after that is not a string")
     return Page(leads, str(cursor) if cursor not in (None, "") else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """``GET /stats`` for one day: leads per campaign, and leads returned (None: not answered)."""
+
+    leads: dict[str, int]
+    returned: int | None
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ApiError(f"GET /stats answered a count that is not a whole number: {value!r:.40}")
+    return value
+
+
+def parse_stats(document: object) -> Stats:
+    """Assumption: ``{"campaigns": [{"id", "leads_total", ...}], "suppliers": [{"id",
+    "leads_returned", ...}], ...}``; raises :class:`ApiError` for anything else."""
+    if not isinstance(document, dict) or not isinstance(document.get("campaigns"), list):
+        raise ApiError("GET /stats did not answer {'campaigns': [...]}")
+    leads: dict[str, int] = {}
+    for row in document["campaigns"]:
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str | int):
+            raise ApiError("GET /stats answered a campaign without an id")
+        leads[str(row["id"])] = leads.get(str(row["id"]), 0) + _count(row.get("leads_total"))
+    suppliers = document.get("suppliers")
+    returned = None
+    if isinstance(suppliers, list) and all(
+        isinstance(row, dict) and "leads_returned" in row for row in suppliers
+    ):
+        returned = sum(_count(row["leads_returned"]) for row in suppliers)
+    return Stats(leads, returned)
+
+
+@dataclass(frozen=True, slots=True)
+class Ours:
+    """What the sinks hold for one day, counted as :class:`Stats` counts it: leads the reconcile
+    has checked against the API, per campaign, and those whose state is RETURNED."""
+
+    leads: dict[str, int]
+    returned: int
+
+
+def campaigns_to_list(stats: Stats, ours: Ours) -> set[str]:
+    """The campaigns whose day must be listed: LeadProsper counts other leads than we hold. A
+    return moves no campaign's count, so returns that differ list every campaign of the day."""
+    if stats.returned is None or stats.returned != ours.returned:
+        return {c for c, n in stats.leads.items() if n}
+    return {c for c, n in stats.leads.items() if n != ours.leads.get(c, 0)}
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """One day of the window in the API's time zone, clipped to the window."""
+
+    day: str  # ISO date
+    start: datetime
+    end: datetime
+
+
+def days_of(start: datetime, end: datetime, timezone: str) -> Iterator[Day]:
+    """``[start, end)`` cut at midnight in ``timezone`` (the unit of /stats and of checkpoints)."""
+    zone = ZoneInfo(timezone)
+    moment = start
+    while moment < end:
+        local = moment.astimezone(zone)
+        next_day = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        # Midnight of the next local date, whatever the day's length (DST).
+        midnight = datetime.combine(next_day.date(), datetime.min.time(), zone).astimezone(UTC)
+        yield Day(local.date().isoformat(), moment, min(midnight, end))
+        moment = min(midnight, end)
+
+
+_AMOUNT = ColumnSpec(field="cost", type="numeric")
+
+
+def _amount(value: object) -> Decimal | None:
+    try:
+        amount = convert(_AMOUNT, value)
+    except MappingError:
+        return None
+    return amount if isinstance(amount, Decimal) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What only the API knows about a lead, for its current-state row."""
+
+    lead_id: str
+    lead_date: datetime | None
+    cost: Decimal | None  # None: absent, or not an amount both sinks hold
+    revenue: Decimal | None
+    returned: bool
+
+
+def figures(lead: Mapping[str, Any]) -> Figures:
+    """Assumption: ``cost`` and ``revenue`` are decimal amounts (strings or numbers)."""
+    return Figures(
+        lead_key(lead), lead_date(lead), _amount(lead.get("cost")), _amount(lead.get("revenue")),
+        is_returned(lead),
+    )  # fmt: skip
 
 
 def lead_key(lead: Mapping[str, Any]) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from hookpipe_ops.leadprosper import ApiError, Page, api_time, parse_page
+from hookpipe_ops.leadprosper import ApiError, Page, Stats, api_time, parse_page, parse_stats
 
 DEFAULT_API_URL = "https://api.leadprosper.io/public"
 MAX_RETRY_AFTER_SECONDS = 120.0
@@ -82,11 +82,7 @@ class LeadProsperApi:
             self.sleep(backoff)
             backoff *= 2
 
-    def leads(
-        self, start: datetime, end: datetime, *, campaigns: tuple[str, ...] = (), max_pages: int
-    ) -> Iterator[Page]:
-        """Every page of ``GET /leads`` for ``[start, end)``, to the last one; a cursor seen
-        before, or more than ``max_pages``, is an :class:`ApiError`, not a loop."""
+    def _window(self, start: datetime, end: datetime, campaigns: tuple[str, ...]) -> dict[str, str]:
         params = {
             "start_date": api_time(start, self.timezone),
             "end_date": api_time(end, self.timezone),
@@ -94,6 +90,18 @@ class LeadProsperApi:
         }
         if campaigns:
             params["campaign"] = ",".join(campaigns)
+        return params
+
+    def stats(self, start: datetime, end: datetime, *, campaigns: tuple[str, ...] = ()) -> Stats:
+        """``GET /stats`` for ``[start, end)``: one request."""
+        return parse_stats(self._get("/stats", self._window(start, end, campaigns)))
+
+    def leads(
+        self, start: datetime, end: datetime, *, campaigns: tuple[str, ...] = (), max_pages: int
+    ) -> Iterator[Page]:
+        """Every page of ``GET /leads`` for ``[start, end)``, to the last one; a cursor seen
+        before, or more than ``max_pages``, is an :class:`ApiError`, not a loop."""
+        params = self._window(start, end, campaigns)
         seen: set[str] = set()
         for _ in range(max_pages):
             page = parse_page(self._get("/leads", params))

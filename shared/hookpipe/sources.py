@@ -115,6 +115,9 @@ class ReconcileSpec(_Config):
     window_hours: int = Field(default=48, ge=1, le=24 * 90)
     timezone: str = "UTC"  # the API's dates, and the report's days
     max_pages: int = Field(default=2000, ge=1)  # per run: a cursor that never ends is an error
+    # A day a run finished listing this recently is not listed again: a killed run, run again,
+    # resumes. Shorter than the job's interval, so every scheduled run looks for new returns.
+    resume_minutes: int = Field(default=30, ge=0, le=24 * 60)
 
     @field_validator("timezone")
     @classmethod

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,15 @@ def _event_ids_of(stack: StackHandle, request_uuids: list[str]) -> dict[str, lis
     return found
 
 
+def _states(stack: StackHandle, keys: list[str]) -> dict[str, tuple[Any, ...]]:
+    rows = stack.pg(
+        "SELECT lead_id, status, cost, revenue, returned FROM hookpipe.leadprosper_leads "
+        "WHERE lead_id = ANY(%s)",
+        [keys],
+    )
+    return {key: tuple(rest) for key, *rest in rows}
+
+
 def test_every_lead_leadprosper_recorded_lands_in_both_sinks_once(
     stack: StackHandle, window: tuple[datetime, datetime]
 ) -> None:
@@ -129,7 +140,7 @@ def test_every_lead_leadprosper_recorded_lands_in_both_sinks_once(
     assert sum(d["leads"] for d in report["days"]) == 30
     assert {d["campaign"] for d in report["days"]} == {"100", "101", "102"}
     assert sum(d["returned"] for d in report["days"]) == 2
-    assert report["requests"] == 1  # one page
+    assert report["requests"] == report["pages"] + 2 == 4  # a /stats and a page for each day
 
     keys = [lead["id"] for lead in leads]
     wait_for(lambda: sum(map(len, _event_ids_of(stack, keys).values())) == 32, 60, "32 events")
@@ -144,23 +155,35 @@ def test_every_lead_leadprosper_recorded_lands_in_both_sinks_once(
             assert origins == ({"webhook", "reconcile"} if lead["returned"] else {"webhook"})
     ids = [event_id for rows in events.values() for event_id, _, _ in rows]
     assert sorted(r["event_id"] for r in stack.bq_rows("events", ids)) == sorted(ids)
-    states = dict(
-        stack.pg(
-            "SELECT lead_id, status FROM hookpipe.leadprosper_leads WHERE lead_id = ANY(%s)",
-            [keys],
-        )
-    )
-    assert states[leads[3]["id"]] == states[leads[4]["id"]] == "RETURNED"
-    assert states[leads[5]["id"]] == "SOLD"
+    states = _states(stack, keys)
+    assert states[leads[3]["id"]][0] == states[leads[4]["id"]][0] == "RETURNED"
+    assert states[leads[5]["id"]][0] == "SOLD"
+    # The API's figures reach the delivered leads' rows at once, no second copy of their events.
+    for lead in delivered:
+        assert states[lead["id"]][1:] == (Decimal("1.50"), Decimal("7.25"), lead["returned"])
 
-    # Once more, and a late real webhook for a backfilled lead: nothing new.
-    assert report_of(reconcile(stack, *args))["backfilled"] == 0
+    # Once more: each campaign's day was just finished (checkpoints): only /stats is asked.
+    again = report_of(reconcile(stack, *args))
+    assert (again["backfilled"], again["requests"], again["pages"]) == (0, 2, 0)
+    assert {d["checked"] for d in again["days"]} == {"checkpoint"}
+    # Without the checkpoints: the backfilled leads' rows get their figures (they had none, so
+    # their days' counts disagreed), and then every count agrees: only /stats is asked.
+    relisted = report_of(reconcile(stack, *args, "--ignore-checkpoints"))
+    assert (relisted["backfilled"], relisted["pages"]) == (0, 2)
+    states = _states(stack, keys)
+    assert all(states[key][1:3] == (Decimal("1.50"), Decimal("7.25")) for key in keys)
+    agreed = report_of(reconcile(stack, *args, "--ignore-checkpoints"))
+    assert (agreed["backfilled"], agreed["requests"], agreed["pages"]) == (0, 2, 0)
+    assert {d["checked"] for d in agreed["days"]} == {"counts agree"}
+
+    # A late real webhook for a backfilled lead: nothing new.
     late = {"lp_request_uuid": leads[1]["id"], "lp_status": leads[1]["status"]}
     response = stack.post(late)
     assert response.status_code == 202
     stack.wait_committed([response.json()["event_id"]])
     assert len(_event_ids_of(stack, keys)[leads[1]["id"]]) == 1
     assert len(stack.bq_rows("events", [response.json()["event_id"]])) == 1
+    assert _states(stack, [leads[1]["id"]])[leads[1]["id"]][1] == Decimal("1.50")  # kept
 
     after = standin(stack, "GET", "/_standin/requests")
     assert after["most_in_a_minute"] <= 100
@@ -251,3 +274,48 @@ def test_one_run_at_a_time_a_lease_that_expires(
         assert report_of(reconcile(stack, *args))["backfilled"] == 0
     finally:
         stack.pg("DELETE FROM hookpipe.reconcile_leases")
+
+
+def test_a_run_killed_mid_window_resumes_from_its_checkpoint(
+    stack: StackHandle, window: tuple[datetime, datetime]
+) -> None:
+    """SIGKILL once the first day's checkpoint is written: the next run (the lease expired) does
+    not list that day again, finishes the rest, and every lead's event is in the sinks once."""
+    start, _ = window
+    end = start + timedelta(days=3)
+    leads = [
+        api_lead(n, campaign=400, at=start + timedelta(days=n % 3, minutes=n)) for n in range(450)
+    ]
+    standin(stack, "PUT", "/_standin/leads", leads)
+    args = ("--since", start.isoformat(), "--until", end.isoformat(), "--json")
+    first_day = start.date()
+    killed = subprocess.Popen(
+        [HOOKPIPE, "reconcile", "leadprosper", *args],
+        env={**os.environ, **stack.stack.dev_env()},
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        checkpoint = "SELECT 1 FROM hookpipe.reconcile_checkpoints WHERE source = %s AND day = %s"
+        wait_for(
+            lambda: stack.pg(checkpoint, ["leadprosper", first_day]) or killed.poll() is not None,
+            120,
+            "the first day's checkpoint",
+        )
+    finally:
+        killed.kill()
+        killed.wait()
+    assert killed.returncode == -signal.SIGKILL  # killed mid-window, not finished on its own
+    stack.pg("UPDATE hookpipe.reconcile_leases SET expires_at = now() - interval '1 second'")
+
+    resumed = report_of(reconcile(stack, *args))
+    checked = {d["day"]: d["checked"] for d in resumed["days"]}
+    assert checked[first_day.isoformat()] == "checkpoint"
+    assert 0 < resumed["pages"] <= 4  # two pages a day for at most the two other days
+    assert resumed["backfilled"] > 0
+    keys = [lead["id"] for lead in leads]
+    wait_for(lambda: len(_event_ids_of(stack, keys)) == 450, 120, "every lead's event")
+    assert all(len(rows) == 1 for rows in _event_ids_of(stack, keys).values())
+    ids = [event_id for rows in _event_ids_of(stack, keys).values() for event_id, _, _ in rows]
+    assert len(stack.bq_rows("events", ids)) == 450

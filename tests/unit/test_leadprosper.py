@@ -5,7 +5,7 @@ a tiny fake session (the real client runs against the stand-in in tests/e2e/test
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +152,12 @@ def test_a_publish_pubsub_does_not_confirm_ends_the_run_unfinished_keeping_what_
     """Pub/Sub down mid-run: not a traceback, a report that says the window was not finished."""
     from hookpipe_ops.reconcile import reconcile
 
+    from tests.unit.test_reconcile_run import FakeLedger
+
+    stats = {"campaigns": [{"id": 2024, "leads_total": 3}], "suppliers": []}
+
     leads = [{**LEAD, "id": f"lead-{n}", "lead_data": ["not", "an", "object"]} for n in range(3)]
-    api, _ = _api([FakeResponse(200, {"leads": leads})])
+    api, _ = _api([FakeResponse(200, stats), FakeResponse(200, {"leads": leads})])
     published: list[str] = []
 
     def publish(data: bytes, attributes: dict[str, str]) -> None:
@@ -161,8 +165,8 @@ def test_a_publish_pubsub_does_not_confirm_ends_the_run_unfinished_keeping_what_
             raise TimeoutError("Pub/Sub did not confirm")
         published.append(attributes["ce-id"])
 
-    report = reconcile(api, "leadprosper", CONFIG, start=NOW, end=NOW, campaigns=(),
-                       stored=lambda ids: set(), publish=publish, now=lambda: NOW,
+    report = reconcile(api, "leadprosper", CONFIG, start=NOW, end=NOW + timedelta(hours=1),
+                       campaigns=(), ledger=FakeLedger(), publish=publish, now=lambda: NOW,
                        dry_run=False)  # fmt: skip
     assert not report.finished
     assert report.error is not None

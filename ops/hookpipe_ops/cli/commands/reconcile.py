@@ -20,7 +20,8 @@ from hookpipe_ops.cli.common import EXIT_ERROR, EXIT_OK, connect, err, out, safe
 from hookpipe_ops.deadletters import parse_time
 from hookpipe_ops.errors import UsageError
 from hookpipe_ops.leadprosper_api import DEFAULT_API_URL, LeadProsperApi
-from hookpipe_ops.reconcile import Lease, LeaseHeld, ReconcileReport, reconcile, stored_in_postgres
+from hookpipe_ops.reconcile import ReconcileReport, reconcile
+from hookpipe_ops.reconcile_ledger import Lease, LeaseHeld, PostgresLedger
 from hookpipe_ops.topology import DEFAULT_TOPOLOGY_FILE, load_topology
 
 DEFAULT_SOURCES_FILE = Path(__file__).resolve().parents[4] / "infra/sources.toml"
@@ -45,7 +46,12 @@ def group() -> None:
 @click.option("--since", help="start: an age (48h, 7d) or ISO time [default: the source's window]")
 @click.option("--until", help="end: an age or ISO time [default: now]")
 @click.option("--campaign", multiple=True, help="only this campaign id (repeatable)")
-@click.option("--dry-run", is_flag=True, help="compare and report; publish nothing")
+@click.option("--dry-run", is_flag=True, help="compare and report; publish and write nothing")
+@click.option(
+    "--ignore-checkpoints",
+    is_flag=True,
+    help="list every day again, even one a run finished listing within resume_minutes",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @click.option("--topic", help="publish to this topic [default: the events topic]")
 @click.option(
@@ -69,6 +75,7 @@ def leadprosper(
     until: str | None,
     campaign: tuple[str, ...],
     dry_run: bool,
+    ignore_checkpoints: bool,
     as_json: bool,
     topic: str | None,
     database_url: str | None,
@@ -83,6 +90,8 @@ def leadprosper(
         raise UsageError("set HOOKPIPE_LEADPROSPER_API_KEY (LeadProsper's account API key)")
     if not database_url:
         raise UsageError("set HOOKPIPE_DATABASE_URL (or --database-url): what landed is compared")
+    if config.current_state is None:
+        raise UsageError(f"{sources_file}: leadprosper has no [current_state] for the figures")
     now = datetime.now(UTC)
     try:
         end = parse_time(until, now) if until else now
@@ -123,10 +132,13 @@ def leadprosper(
                 start=start,
                 end=end,
                 campaigns=campaign,
-                stored=stored_in_postgres(conn),
+                ledger=PostgresLedger(
+                    conn, "leadprosper", config.current_state.table, config.current_state.key
+                ),
                 publish=publish,
                 now=lambda: datetime.now(UTC),
                 dry_run=dry_run,
+                resume=not ignore_checkpoints,
                 on_page=lease.renew,
             )
         finally:
@@ -139,7 +151,10 @@ def leadprosper(
         out.print(
             f"reconcile {report.source} {report.start:%Y-%m-%d %H:%M} → {report.end:%Y-%m-%d %H:%M}"
             f" UTC: {verb} {report.backfilled}, {report.requests} API requests"
+            f" ({report.pages} pages)"
         )
+        for note in report.notes:
+            err.print(f"[yellow]reconcile:[/] {safe(note)}")
     if report.error is not None:
         err.print(f"[red]reconcile: the window was not finished:[/] {safe(report.error)}")
         return EXIT_ERROR
@@ -148,11 +163,13 @@ def leadprosper(
 
 def _table(report: ReconcileReport) -> Table:
     table = Table(title=f"{report.source}: LeadProsper's leads against the sinks")
-    for column in ("campaign", "day", "LeadProsper", "events", "ours", "backfilled", "returned"):
-        table.add_column(column, justify="right" if column not in ("campaign", "day") else "left")
+    text = ("campaign", "day", "checked")
+    for column in ("campaign", "day", "LeadProsper", "events", "ours", "backfilled", "returned",
+                   "checked"):  # fmt: skip
+        table.add_column(column, justify="left" if column in text else "right")
     for (campaign, day), count in sorted(report.days.items()):
         table.add_row(
             safe(campaign), day, str(count.leads), str(count.events), str(count.present),
-            str(count.backfilled), str(count.returned),
+            str(count.backfilled), str(count.returned), count.checked,
         )  # fmt: skip
     return table
