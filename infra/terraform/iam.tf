@@ -77,7 +77,7 @@ resource "google_service_account_iam_member" "agent_mints_push_tokens" {
   member             = local.pubsub_service_agent
 }
 
-# CI: deploy revisions and the drainer job's image, act as the runtime accounts only, push
+# CI: deploy revisions and the jobs' images, act as the runtime accounts only, push
 # images. run.developer, not run.admin: it cannot set IAM policy on a service (e.g. make the
 # worker public).
 resource "google_project_iam_member" "ci_deploys" {
@@ -91,6 +91,7 @@ resource "google_service_account_iam_member" "ci_acts_as_runtime" {
     ingest        = google_service_account.ingest.name
     worker        = google_service_account.worker.name
     spool_drainer = google_service_account.spool_drainer.name
+    reconcile     = google_service_account.reconcile.name
   }
   service_account_id = each.value
   role               = "roles/iam.serviceAccountUser"

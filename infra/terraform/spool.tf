@@ -26,7 +26,7 @@ resource "google_service_account" "spool_drainer" {
 
 resource "google_service_account" "scheduler" {
   account_id   = "hookpipe-scheduler"
-  display_name = "hookpipe Cloud Scheduler (starts the spool drainer)"
+  display_name = "hookpipe Cloud Scheduler (starts the spool drainer and the reconcile)"
 }
 
 # Who may touch spooled bodies (they hold personal data), authoritatively: this policy replaces

@@ -75,3 +75,12 @@ variable "connector_cidr" {
   type        = string
   default     = "10.8.0.0/28"
 }
+
+variable "ops_image" {
+  description = "Initial operator CLI image (ops/Dockerfile, the reconcile job), by digest (deploy.yml ships later ones)."
+  type        = string
+  validation {
+    condition     = can(regex("@sha256:[0-9a-f]{64}$", var.ops_image))
+    error_message = "ops_image must be pinned by digest (…@sha256:<64 hex>)."
+  }
+}

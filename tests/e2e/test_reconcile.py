@@ -55,12 +55,30 @@ def api_lead(n: int, campaign: int, at: datetime, **fields: Any) -> dict[str, An
     }
 
 
+# Every run here connects as the job does on Google Cloud: a login user in the reconcile's own
+# role (infra/supabase/migrations/*_reconcile_role.sql), which can write no event.
+JOB_USER = "hookpipe_reconcile_job"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def job_user(stack: StackHandle) -> None:
+    stack.pg(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hookpipe_reconcile_job')"
+        " THEN CREATE ROLE hookpipe_reconcile_job LOGIN IN ROLE hookpipe_reconcile; END IF; END $$"
+    )
+
+
+def job_env(stack: StackHandle) -> dict[str, str]:
+    env = {**os.environ, **stack.stack.dev_env()}
+    env["HOOKPIPE_DATABASE_URL"] = env["HOOKPIPE_DATABASE_URL"].replace(
+        "postgresql://postgres@", f"postgresql://{JOB_USER}@", 1
+    )
+    assert JOB_USER in env["HOOKPIPE_DATABASE_URL"]
+    return env
+
+
 def reconcile(stack: StackHandle, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        **stack.stack.dev_env(),
-        "COLUMNS": "200",
-    }
+    env = {**job_env(stack), "COLUMNS": "200"}
     return subprocess.run(
         [HOOKPIPE, "reconcile", "leadprosper", *args],
         capture_output=True,
@@ -135,8 +153,12 @@ def test_every_lead_leadprosper_recorded_lands_in_both_sinks_once(
     dry = report_of(reconcile(stack, *args, "--dry-run"))
     assert dry["backfilled"] == 20 + 2  # the undelivered, and a RETURNED event for each return
 
-    report = report_of(reconcile(stack, *args))
+    result = reconcile(stack, *args)
+    report = report_of(result)
     assert report["backfilled"] == 22
+    # Its one log line, which the alerts count: webhooks were lost, so a warning.
+    [line] = [json.loads(x) for x in result.stderr.splitlines() if '"reconcile_run"' in x]
+    assert (line["severity"], line["backfilled"], line["finished"]) == ("WARNING", 22, True)
     assert sum(d["leads"] for d in report["days"]) == 30
     assert {d["campaign"] for d in report["days"]} == {"100", "101", "102"}
     assert sum(d["returned"] for d in report["days"]) == 2
@@ -291,7 +313,7 @@ def test_a_run_killed_mid_window_resumes_from_its_checkpoint(
     first_day = start.date()
     killed = subprocess.Popen(
         [HOOKPIPE, "reconcile", "leadprosper", *args],
-        env={**os.environ, **stack.stack.dev_env()},
+        env=job_env(stack),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -319,3 +341,20 @@ def test_a_run_killed_mid_window_resumes_from_its_checkpoint(
     assert all(len(rows) == 1 for rows in _event_ids_of(stack, keys).values())
     ids = [event_id for rows in _event_ids_of(stack, keys).values() for event_id, _, _ in rows]
     assert len(stack.bq_rows("events", ids)) == 450
+
+
+def test_the_reconcile_role_cannot_write_an_event_or_the_workers_columns(
+    stack: StackHandle,
+) -> None:
+    import psycopg
+
+    url = job_env(stack)["HOOKPIPE_DATABASE_URL"]
+    refused = [
+        "INSERT INTO hookpipe.events (event_id) VALUES ('forged')",
+        "UPDATE hookpipe.leadprosper_leads SET status = 'SOLD'",
+        "SELECT payload FROM hookpipe.events LIMIT 1",
+        "DELETE FROM hookpipe.leadprosper_leads",
+    ]
+    for statement in refused:
+        with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("ingest", "worker")
+SERVICES = ("ingest", "worker", "ops")  # ops: the reconcile job's image
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 

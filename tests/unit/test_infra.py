@@ -219,6 +219,7 @@ LOGGERS = {
     ],
     "google_cloud_run_v2_service.ingest": ["ingest/hookpipe_ingest/app.py"],
     "google_cloud_run_v2_job.spool_drainer": ["ingest/hookpipe_ingest/drain.py"],
+    "google_cloud_run_v2_job.reconcile": ["ops/hookpipe_ops/cli/commands/reconcile.py"],
 }
 
 
@@ -244,6 +245,8 @@ def test_logs_based_metrics_read_events_the_services_write() -> None:
         ]
         for extracted in re.findall(r"EXTRACT\(jsonPayload\.(\w+)\)", " ".join(extractors)):
             assert f'"{extracted}"' in code, f"{name}: {owner} logs no {extracted!r} field"
+        for compared in set(re.findall(r"jsonPayload\.(\w+)", metric["filter"])) - {"event"}:
+            assert f'"{compared}"' in code, f"{name}: {owner} logs no {compared!r} field"
 
 
 def test_quiet_period_alerts_follow_the_sources_file() -> None:
@@ -264,12 +267,21 @@ def test_quiet_period_alerts_follow_the_sources_file() -> None:
 
 def test_alerts_for_senders_that_never_retry_and_for_the_spool() -> None:
     alerts = resources("google_monitoring_alert_policy")
-    for name in ("sender_unauthenticated", "source_quiet", "spool_not_drained", "archive_behind"):
+    for name in (
+        "sender_unauthenticated",
+        "source_quiet",
+        "spool_not_drained",
+        "archive_behind",
+        "reconcile_backfilled",
+        "reconcile_not_finishing",
+    ):
         assert name in alerts
         assert alerts[name]["notification_channels"] == "${var.notification_channels}"
         assert "Runbook: " in alerts[name]["documentation"][0]["content"]
     operations = (REPO / "docs/operations.md").read_text()
-    for runbook in re.findall(r"Runbook: ([^'.]+)'", SOURCES["alerts.tf"]):
+    runbooks = re.findall(r"Runbook: ([^'.]+)'", SOURCES["alerts.tf"] + SOURCES["reconcile.tf"])
+    assert "the reconcile backfilled leads" in runbooks
+    for runbook in runbooks:
         assert f"Runbook: {runbook}" in operations, runbook
 
 
@@ -328,3 +340,58 @@ def test_a_drain_pass_ends_inside_its_job_and_before_the_next_tick() -> None:
     assert tick == "* * * * *"
     assert deadline + last_object < timeout
     assert deadline < 60
+
+
+def test_the_reconcile_job_runs_hourly_as_its_own_account_with_only_what_it_needs() -> None:
+    """It publishes to the events topic and reads its two secrets; the scheduler may start it.
+    Nothing else names its account (it reads and writes Postgres through its own role)."""
+    from hookpipe_ops.reconcile_ledger import LEASE_SECONDS
+
+    member = "${google_service_account.reconcile.member}"
+    grants = [
+        (kind, name, grant)
+        for kind in (
+            "google_project_iam_member",
+            "google_pubsub_topic_iam_member",
+            "google_pubsub_subscription_iam_member",
+            "google_secret_manager_secret_iam_member",
+            "google_storage_bucket_iam_member",
+            "google_bigquery_dataset_iam_member",
+            "google_bigquery_table_iam_member",
+        )
+        for name, grant in resources(kind).items()
+        if grant.get("member") == member
+    ]
+    assert {(kind, name) for kind, name, _ in grants} == {
+        ("google_pubsub_topic_iam_member", "reconcile_publishes"),
+        ("google_secret_manager_secret_iam_member", "reconcile_reads_secrets"),
+    }
+    publish = resources("google_pubsub_topic_iam_member")["reconcile_publishes"]
+    assert (publish["topic"], publish["role"]) == (
+        "${google_pubsub_topic.events.id}",
+        "roles/pubsub.publisher",
+    )
+    job = resources("google_cloud_run_v2_job")["reconcile"]["template"][0]["template"][0]
+    assert job["service_account"] == "${google_service_account.reconcile.email}"
+    [container] = job["containers"]
+    assert container["args"][:2] == ["reconcile", "leadprosper"]
+    secrets = {
+        env["name"]: env["value_source"][0]["secret_key_ref"][0]["secret"]
+        for env in container["env"]
+        if "value_source" in env
+    }
+    assert secrets == {
+        "HOOKPIPE_LEADPROSPER_API_KEY": "${google_secret_manager_secret.leadprosper_api_key"
+        ".secret_id}",
+        "HOOKPIPE_DATABASE_URL": "${google_secret_manager_secret.reconcile_database_url.secret_id}",
+    }
+    # A killed attempt's retry finds its lease expired well within the job's time.
+    assert job["max_retries"] == 1
+    assert float(job["timeout"].removesuffix("s")) > 2 * LEASE_SECONDS
+    tick = resources("google_cloud_scheduler_job")["reconcile"]
+    assert re.fullmatch(r"\d+ \* \* \* \*", tick["schedule"])  # hourly
+    assert tick["http_target"][0]["oauth_token"][0]["service_account_email"] == (
+        "${google_service_account.scheduler.email}"
+    )
+    invoker = resources("google_cloud_run_v2_job_iam_member")["scheduler_runs_reconcile"]
+    assert invoker["role"] == "roles/run.invoker"

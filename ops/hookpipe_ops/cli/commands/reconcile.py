@@ -6,6 +6,7 @@ Options map straight onto typed parameters; the run is :func:`hookpipe_ops.recon
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import click
 from google.cloud.pubsub_v1 import PublisherClient
+from hookpipe.logging import log_event
 from hookpipe.sources import load_source_configs
 from rich.table import Table
 
@@ -27,6 +29,7 @@ from hookpipe_ops.topology import DEFAULT_TOPOLOGY_FILE, load_topology
 DEFAULT_SOURCES_FILE = Path(__file__).resolve().parents[4] / "infra/sources.toml"
 PUBLISH_TIMEOUT_SECONDS = 30.0
 EXIT_LEASE_HELD = 6  # another run is reconciling this source: this one did nothing
+logger = logging.getLogger("hookpipe.reconcile")
 
 
 @click.group("reconcile", help="Backfill from a sender's own API what no webhook brought.")
@@ -118,6 +121,8 @@ def leadprosper(
             lease.take()
         except LeaseHeld as exc:
             err.print(f"[yellow]reconcile: not run:[/] {safe(str(exc))}")
+            log_event(logger, logging.WARNING, f"reconcile leadprosper not run: {exc}",
+                      project_id=project, fields={"event": "reconcile_not_run"})  # fmt: skip
             return EXIT_LEASE_HELD
         topic_path = publisher.topic_path(project, events_topic)
 
@@ -143,6 +148,7 @@ def leadprosper(
             )
         finally:
             lease.give_back()
+    _log_run(report, project)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -173,3 +179,31 @@ def _table(report: ReconcileReport) -> Table:
             str(count.backfilled), str(count.returned), count.checked,
         )  # fmt: skip
     return table
+
+
+def _log_run(report: ReconcileReport, project: str) -> None:
+    """The run's one log line (stderr, Cloud Logging's format): the logs-based metrics and alerts
+    (infra/terraform/reconcile.tf) count its ``backfilled`` and its ``finished``."""
+    listed = [d for d in report.days.values() if d.checked == "listed"]
+    level = logging.ERROR if not report.finished else logging.INFO
+    if report.finished and report.backfilled and not report.dry_run:
+        level = logging.WARNING  # webhooks are being lost: docs/operations.md says where to look
+    fields = {
+        "event": "reconcile_run",
+        "source": report.source,
+        "start": report.start.isoformat(),
+        "end": report.end.isoformat(),
+        "dry_run": report.dry_run,
+        "finished": report.finished,
+        "backfilled": report.backfilled,
+        "returned": sum(d.returned for d in listed),
+        "requests": report.requests,
+        "pages": report.pages,
+        "listed": len(listed),
+        "skipped": len(report.days) - len(listed),
+        "error": report.error,
+        "notes": report.notes,
+    }
+    outcome = "finished" if report.finished else f"not finished: {report.error}"
+    message = f"reconcile {report.source}: {report.backfilled} backfilled, {outcome}"
+    log_event(logger, level, message, project_id=project, fields=fields)
