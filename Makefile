@@ -9,7 +9,7 @@ PYTHON313 = $(shell scripts/find-python313)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker bench-recovery bench-spool bench-drain \
+.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker bench-recovery bench-spool bench-drain bench-reconcile \
         bench-bigquery lock \
         bigquery-emulator-lock clean
 
@@ -64,6 +64,9 @@ bench-spool: install ## Ingest with and without the spool, while Pub/Sub is paus
 
 bench-drain: install ## The spool drainer on 10k and 100k spooled events: time and peak RSS (BASELINE=dir: against another checkout)
 	$(PY) -m benchmarks.drain_backlog $(if $(BASELINE),--baseline $(BASELINE))
+
+bench-reconcile: install ## hookpipe reconcile over a day of 10,000 leads (1% missing) against the API stand-in's rate limit
+	$(PY) -m benchmarks.reconcile
 
 bench-recovery: install ## How soon the worker's Postgres pool serves again after an outage, vs psycopg_pool's default
 	$(PY) -m benchmarks.pool_recovery

@@ -10,8 +10,9 @@ One run over a window, a day at a time (in the API's time zone, :func:`days_of`)
 3. the other campaigns are listed (``GET /leads``, page by page); each lead becomes the events a
    trigger would have sent (``hookpipe_ops.leadprosper.events_for``: same ids as ingest's); one
    query a page asks which landed, the others are published to the events topic, marked
-   ``origin = reconcile``, each confirmed by Pub/Sub. The worker lands them as any event; a
-   second run, or a late real webhook, finds them there (same id) and adds nothing;
+   ``origin = reconcile``, a page's together, each confirmed by Pub/Sub. The worker lands them
+   as any event; a second run, or a late real webhook, finds them there (same id) and adds
+   nothing;
 4. the page's cost, revenue, lead date and return go to the leads' current-state rows (one
    statement a page; a lead published in this page gets its figures from the next run);
 5. the day's checkpoint is written once its listing reached the end.
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from hookpipe.event import to_message
+from hookpipe.event import WebhookEvent, to_message
 from hookpipe.sources import SourceConfig
 
 from hookpipe_ops.errors import OperatorError
@@ -48,8 +49,9 @@ from hookpipe_ops.leadprosper import (
     is_returned,
 )
 
-# Publish one event and wait for Pub/Sub's confirmation (raises if it did not confirm).
-type Publish = Callable[[bytes, dict[str, str]], None]
+# Publish messages (data, attributes) and wait for Pub/Sub's confirmation of each: per message,
+# None when confirmed, else why not.
+type Publish = Callable[[Sequence[tuple[bytes, dict[str, str]]]], list[BaseException | None]]
 
 WHOLE_DAY = "*"  # a checkpoint for every campaign of its day
 
@@ -198,23 +200,30 @@ class _Run:
         ]
         ids = [event.id for _, events in per_lead for event in events]
         present = self.ledger.present(ids) if ids else set()
+        missing: list[tuple[WebhookEvent, DayCount]] = []
         for lead, events in per_lead:
             count = self.report.days.setdefault((campaign_of(lead), day.day), DayCount())
             count.leads += 1
             count.events += len(events)
             count.returned += is_returned(lead)
-            for event in events:
-                if event.id in present:
-                    count.present += 1
-                    continue
-                if not self.dry_run:
-                    data, attributes = to_message(event)
-                    try:
-                        self.publish(data, attributes)
-                    except Exception as exc:  # the run stops; what it published stays
-                        raise PublishFailed(f"publishing {event.id}: {describe(exc)}") from exc
-                    self.report.published_ids.append(event.id)
+            count.present += sum(event.id in present for event in events)
+            missing += [(event, count) for event in events if event.id not in present]
+        if self.dry_run:
+            for _, count in missing:
                 count.backfilled += 1
+        elif missing:
+            # A page's publishes in flight together, each confirmed before the page is done.
+            outcomes = self.publish([to_message(event) for event, _ in missing])
+            for (event, count), failure in zip(missing, outcomes, strict=True):
+                if failure is None:
+                    self.report.published_ids.append(event.id)
+                    count.backfilled += 1
+            failed = [(e, f) for (e, _), f in zip(missing, outcomes, strict=True) if f is not None]
+            if failed:  # the run stops; what it published stays
+                event, failure = failed[0]
+                raise PublishFailed(
+                    f"publishing {event.id}: {describe(failure)} ({len(failed)} not confirmed)"
+                )
         if not self.dry_run and page.leads:
             self.ledger.record([figures(lead) for lead in page.leads])
         self.on_page()

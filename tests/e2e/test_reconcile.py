@@ -9,6 +9,7 @@ limit is never exceeded; faults end the run with a clear error and nothing publi
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -96,11 +97,18 @@ def report_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return report
 
 
+_WINDOWS = itertools.count()
+
+
 @pytest.fixture
 def window() -> tuple[datetime, datetime]:
-    """A window of two past days of its own, so no other test's leads are in it."""
-    start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=uuid.uuid4().int % 300)
+    """Two past days of its own (three are kept free), so no other test's leads or checkpoints
+    are in it: windows follow each other within a session, from a random start."""
+    start = _FIRST_DAY + timedelta(days=3 * next(_WINDOWS))
     return start, start + timedelta(days=2)
+
+
+_FIRST_DAY = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=uuid.uuid4().int % 300)
 
 
 def _event_ids_of(stack: StackHandle, request_uuids: list[str]) -> dict[str, list[tuple[Any, ...]]]:
@@ -319,9 +327,12 @@ def test_a_run_killed_mid_window_resumes_from_its_checkpoint(
         stderr=subprocess.DEVNULL,
     )
     try:
-        checkpoint = "SELECT 1 FROM hookpipe.reconcile_checkpoints WHERE source = %s AND day = %s"
+        checkpoint = (
+            "SELECT 1 FROM hookpipe.reconcile_checkpoints"
+            " WHERE source = 'leadprosper' AND day = %s AND campaign = '400'"
+        )
         wait_for(
-            lambda: stack.pg(checkpoint, ["leadprosper", first_day]) or killed.poll() is not None,
+            lambda: stack.pg(checkpoint, [first_day]) or killed.poll() is not None,
             120,
             "the first day's checkpoint",
         )

@@ -160,10 +160,15 @@ def test_a_publish_pubsub_does_not_confirm_ends_the_run_unfinished_keeping_what_
     api, _ = _api([FakeResponse(200, stats), FakeResponse(200, {"leads": leads})])
     published: list[str] = []
 
-    def publish(data: bytes, attributes: dict[str, str]) -> None:
-        if len(published) == 2:
-            raise TimeoutError("Pub/Sub did not confirm")
-        published.append(attributes["ce-id"])
+    def publish(messages: list[tuple[bytes, dict[str, str]]]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = []
+        for _, attributes in messages:  # the third is not confirmed
+            if len(published) == 2:
+                outcomes.append(TimeoutError("Pub/Sub did not confirm"))
+            else:
+                published.append(attributes["ce-id"])
+                outcomes.append(None)
+        return outcomes
 
     report = reconcile(api, "leadprosper", CONFIG, start=NOW, end=NOW + timedelta(hours=1),
                        campaigns=(), ledger=FakeLedger(), publish=publish, now=lambda: NOW,

@@ -109,7 +109,7 @@ def run(api: FakeApi, ledger: FakeLedger, **options: Any) -> Any:
     report = reconcile(
         api, "leadprosper", CONFIG, start=START, end=START + timedelta(days=2),
         campaigns=options.pop("campaigns", ()), ledger=ledger,
-        publish=lambda data, attributes: published.append(attributes["ce-id"]),
+        publish=lambda messages: [published.append(attrs["ce-id"]) for _, attrs in messages],
         now=lambda: NOW, dry_run=options.pop("dry_run", False), **options,
     )  # fmt: skip
     assert report.published_ids == published

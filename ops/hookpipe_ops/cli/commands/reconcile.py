@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import socket
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -126,8 +128,18 @@ def leadprosper(
             return EXIT_LEASE_HELD
         topic_path = publisher.topic_path(project, events_topic)
 
-        def publish(data: bytes, attributes: dict[str, str]) -> None:
-            publisher.publish(topic_path, data, **attributes).result(PUBLISH_TIMEOUT_SECONDS)
+        def publish(messages: Sequence[tuple[bytes, dict[str, str]]]) -> list[BaseException | None]:
+            futures = [publisher.publish(topic_path, data, **attrs) for data, attrs in messages]
+            deadline = time.monotonic() + PUBLISH_TIMEOUT_SECONDS
+            outcomes: list[BaseException | None] = []
+            for future in futures:
+                try:
+                    future.result(max(deadline - time.monotonic(), 0.1))
+                except Exception as exc:  # not confirmed: the run reports it and stops
+                    outcomes.append(exc)
+                else:
+                    outcomes.append(None)
+            return outcomes
 
         try:
             report = reconcile(
