@@ -214,6 +214,13 @@ def test_every_lead_leadprosper_recorded_lands_in_both_sinks_once(
     assert len(_event_ids_of(stack, keys)[leads[1]["id"]]) == 1
     assert len(stack.bq_rows("events", [response.json()["event_id"]])) == 1
     assert _states(stack, [leads[1]["id"]])[leads[1]["id"]][1] == Decimal("1.50")  # kept
+    # A returned lead's original webhook, arriving after the return: current state stays so.
+    original = {"lp_request_uuid": leads[4]["id"], "lp_status": "ACCEPTED"}
+    response = stack.post(original)
+    assert response.status_code == 202
+    stack.wait_committed([response.json()["event_id"]])
+    assert _states(stack, [leads[4]["id"]])[leads[4]["id"]][0] == "RETURNED"
+    assert len(_event_ids_of(stack, keys)[leads[4]["id"]]) == 2
 
     after = standin(stack, "GET", "/_standin/requests")
     assert after["most_in_a_minute"] <= 100

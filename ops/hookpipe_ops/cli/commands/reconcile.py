@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -169,7 +170,7 @@ def leadprosper(
         out.print(
             f"reconcile {report.source} {report.start:%Y-%m-%d %H:%M} → {report.end:%Y-%m-%d %H:%M}"
             f" UTC: {verb} {report.backfilled}, {report.requests} API requests"
-            f" ({report.pages} pages)"
+            f" ({report.pages} {'page' if report.pages == 1 else 'pages'})"
         )
         for note in report.notes:
             err.print(f"[yellow]reconcile:[/] {safe(note)}")
@@ -195,7 +196,10 @@ def _table(report: ReconcileReport) -> Table:
 
 def _log_run(report: ReconcileReport, project: str) -> None:
     """The run's one log line (stderr, Cloud Logging's format): the logs-based metrics and alerts
-    (infra/terraform/reconcile.tf) count its ``backfilled`` and its ``finished``."""
+    (infra/terraform/reconcile.tf) count its ``backfilled`` and its ``finished``. Not on a
+    terminal, where the table says the same to a person."""
+    if sys.stderr.isatty():
+        return
     listed = [d for d in report.days.values() if d.checked == "listed"]
     level = logging.ERROR if not report.finished else logging.INFO
     if report.finished and report.backfilled and not report.dry_run:
