@@ -9,7 +9,7 @@ PYTHON313 = $(shell scripts/find-python313)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test lint typecheck infra-check pytest bench-ingest bench-worker bench-recovery bench-spool bench-drain bench-reconcile \
+.PHONY: help install run test unit lint typecheck infra-check pytest bench-ingest bench-worker bench-recovery bench-spool bench-drain bench-reconcile \
         bench-bigquery lock \
         bigquery-emulator-lock clean
 
@@ -47,6 +47,9 @@ infra-check: install ## checkov on infra/terraform and zizmor on the workflows: 
 	@py="$(PYTHON313)"; uvx -q --python "$$py" --from "checkov==$(CHECKOV_VERSION)" checkov \
 	  -d infra/terraform --framework terraform --quiet --compact --skip-download
 	@py="$(PYTHON313)"; uvx -q --python "$$py" "zizmor==$(ZIZMOR_VERSION)" --offline .github/workflows
+
+unit: lint typecheck ## The fast lane: lint, types and the unit tests (no stack)
+	$(VENV)/bin/pytest -q tests/unit
 
 test: lint typecheck infra-check pytest ## Everything CI runs: lint, types, checkov, unit, e2e, fault and fuzz suites
 

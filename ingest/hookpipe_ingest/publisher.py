@@ -133,6 +133,11 @@ class PubSubPublisher:
                 f"Pub/Sub did not confirm within {self._timeout:g} s", self._retry_after
             ) from None
 
+    @property
+    def queued(self) -> int:
+        """Publishes waiting for a free slot (not yet sent to Pub/Sub)."""
+        return self._batcher.queued if self._batcher is not None else 0
+
     async def ready(self) -> bool:
         self._started()
         assert self._client is not None

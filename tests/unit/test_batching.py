@@ -19,11 +19,13 @@ class Recorder:
         self.delay = delay
         self.in_flight = 0
         self.max_in_flight = 0
+        self.started = asyncio.Event()  # set when the first flush begins
 
     async def __call__(self, items: Sequence[int]) -> list[int | BaseException]:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self.batches.append(list(items))
+        self.started.set()
         await asyncio.sleep(self.delay)
         self.in_flight -= 1
         return [ValueError(f"bad {i}") if i < 0 else i * 10 for i in items]
@@ -79,7 +81,7 @@ def test_busy_slots_let_batches_grow_and_concurrency_is_bounded() -> None:
     async def scenario() -> None:
         batcher = _batcher(recorder, max_concurrent=1, max_delay=0)
         first = asyncio.ensure_future(batcher.submit(0))
-        await asyncio.sleep(0.005)  # the first batch is in flight now
+        await recorder.started.wait()  # the first batch is in flight now
         await asyncio.gather(first, *(batcher.submit(i) for i in range(1, 20)))
 
     asyncio.run(scenario())

@@ -4,6 +4,8 @@ checkov runs from `make infra-check`."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 import shutil
@@ -31,19 +33,25 @@ def _clean(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _parsed() -> list[dict[str, Any]]:
+    """Every .tf file, parsed once per session (hcl2 is slow)."""
+    return [_clean(hcl2.load(path.open())) for path in sorted(TF.glob("*.tf"))]
+
+
 def resources(kind: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for path in TF.glob("*.tf"):
-        for block in _clean(hcl2.load(path.open())).get("resource", []):
-            found.update(block.get(kind, {}))
+    for parsed in _parsed():
+        for block in parsed.get("resource", []):
+            found.update(copy.deepcopy(block.get(kind, {})))
     return found
 
 
 def data_sources(kind: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for path in TF.glob("*.tf"):
-        for block in _clean(hcl2.load(path.open())).get("data", []):
-            found.update(block.get(kind, {}))
+    for parsed in _parsed():
+        for block in parsed.get("data", []):
+            found.update(copy.deepcopy(block.get(kind, {})))
     return found
 
 

@@ -4,6 +4,7 @@ queue that refuses at once rather than waiting towards a timeout."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,15 @@ from hookpipe_ingest.publisher import PubSubPublisher
 
 def _event(i: int) -> WebhookEvent:
     return WebhookEvent(str(i), "leadprosper", "t", datetime.now(UTC), "application/json", b"{}")
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run until ``condition`` holds (no wall-clock wait)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
 
 
 def test_unreachable_pubsub_gives_unavailable_and_a_full_queue_refuses_at_once(
@@ -32,9 +42,10 @@ def test_unreachable_pubsub_gives_unavailable_and_a_full_queue_refuses_at_once(
             max_delay_seconds=0,
         )
         in_flight = asyncio.ensure_future(publisher.publish(_event(1)))
-        await asyncio.sleep(0.05)  # the first RPC is under way, retrying
+        await asyncio.sleep(0)  # it runs up to its submit: queued
+        await _until(lambda: publisher.queued == 0)  # taken: the first RPC is under way
         queued = asyncio.ensure_future(publisher.publish(_event(2)))
-        await asyncio.sleep(0)
+        await _until(lambda: publisher.queued == 1)
         with pytest.raises(Unavailable, match="1 publishes pending") as refused:
             await publisher.publish(_event(3))
         assert refused.value.retry_after_seconds == 7
