@@ -54,7 +54,12 @@ async def commit(
 
     bigquery = BigQuerySink(stack.bq, f"{stack.project_id}.hookpipe.raw_events", 10.0)
     writer = BatchWriter(
-        PostgresSink(pool), bigquery, SOURCES, retry_seconds=retry_seconds, on_retry=record
+        PostgresSink(pool),
+        bigquery,
+        SOURCES,
+        retry_seconds=retry_seconds,
+        deadline_seconds=45,
+        on_retry=record,
     )
     try:
         return await writer.commit(rows)

@@ -52,7 +52,7 @@ async def commit(stack: StackHandle, row: EventRow, *, lose_commit: bool = False
     sink = PostgresSink(pool)
     bigquery = BigQuerySink(stack.bq, f"{stack.project_id}.hookpipe.raw_events", 10.0)
     writer = BatchWriter(CommitLost(sink) if lose_commit else sink, bigquery, SOURCES,
-                         retry_seconds=0)  # fmt: skip
+                         retry_seconds=0, deadline_seconds=45)  # fmt: skip
     try:
         result = await writer.commit([row])
     except SinkUnavailable:

@@ -112,10 +112,13 @@ class FakeRowLog:
     inserts: list[str] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
     down: bool = False
+    hung: asyncio.Event | None = None  # set: the insert never answers until the event is set
 
     async def insert(self, rows: Sequence[EventRow]) -> dict[str, RowRejected]:
         if self.down:
             raise SinkUnavailable("bigquery: ServiceUnavailable: 503")
+        if self.hung is not None:
+            await self.hung.wait()
         self.inserts.extend(r.event_id for r in rows if r.event_id not in self.refuse)
         return {
             r.event_id: RowRejected("bigquery", "payload: invalid")
@@ -144,6 +147,7 @@ def writer_for(
     row_log: FakeRowLog,
     *,
     retry_seconds: float = 10.0,
+    deadline_seconds: float = 45.0,
     sources: Mapping[str, SourceConfig] = SOURCES,
 ) -> tuple[BatchWriter, FakeClock, list[tuple[int, str]]]:
     clock = FakeClock()
@@ -153,6 +157,7 @@ def writer_for(
         row_log,
         sources,
         retry_seconds=retry_seconds,
+        deadline_seconds=deadline_seconds,
         on_retry=lambda attempt, exc, _: retries.append((attempt, type(exc).__name__)),
         clock=clock,
         sleep=clock.sleep,
@@ -300,6 +305,7 @@ def test_a_key_whose_state_the_store_refuses_is_reported_and_fails_nothing() -> 
         row_log,
         SOURCES,
         retry_seconds=1.0,
+        deadline_seconds=45.0,
         on_state_refused=lambda source, refused: reported.append((source, dict(refused))),
     )
     rows = [lead("a"), lead("b", lead_id="L2"), lead("c", lead_id="L3")]
@@ -308,3 +314,41 @@ def test_a_key_whose_state_the_store_refuses_is_reported_and_fails_nothing() -> 
     assert sorted(store.events) == sorted(row_log.inserts) == ["a", "b", "c"]
     assert store.current_state == {"L1": ["a"], "L3": ["c"]}
     assert reported == [("leadprosper", {"b": "numeric field overflow (SQLSTATE 22003)"})]
+
+
+def test_a_commit_that_outlives_its_deadline_is_answered_unavailable_and_keeps_nothing() -> None:
+    """BigQuery hung (or many slow requests): the batch gives up at its deadline, before Pub/Sub's
+    ack deadline would redeliver the push, with nothing committed in the store."""
+
+    async def scenario() -> None:
+        store, row_log = FakeStore(), FakeRowLog(hung=asyncio.Event())
+        writer, _, _ = writer_for(store, row_log, deadline_seconds=0.05)
+        with pytest.raises(SinkUnavailable, match=r"did not finish within 0\.05 s"):
+            await writer.commit([lead("a")])
+        assert store.events == {}
+        assert store.current_state == {}
+
+    asyncio.run(scenario())
+
+
+def test_the_commit_deadline_is_inside_the_push_ack_deadline_and_fits_its_retries() -> None:
+    import json
+
+    from hookpipe_worker.settings import WorkerSettings
+
+    topology = json.loads(
+        (Path(__file__).resolve().parents[2] / "infra/pubsub/subscriptions.json").read_text()
+    )
+    fields = WorkerSettings.model_fields
+    deadline = fields["commit_deadline_seconds"].default
+    assert deadline < topology["subscriptions"]["worker-push"]["ack_deadline_seconds"]
+    assert deadline < topology["worker_request_timeout_seconds"]
+    retries = fields["postgres_retry_seconds"].default + fields["pool_timeout_seconds"].default
+    assert retries < deadline
+    with pytest.raises(ValueError, match="must stay below HOOKPIPE_COMMIT_DEADLINE_SECONDS"):
+        WorkerSettings(
+            project_id="p",
+            database_url="postgresql://u@h/db",
+            sources_file=Path("infra/sources.toml"),
+            commit_deadline_seconds=12,
+        )

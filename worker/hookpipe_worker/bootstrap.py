@@ -160,6 +160,7 @@ def default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfi
         bq,
         sources,
         retry_seconds=settings.postgres_retry_seconds,
+        deadline_seconds=settings.commit_deadline_seconds,
         on_retry=on_retry,
         on_state_refused=on_state_refused,
     )

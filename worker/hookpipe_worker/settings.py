@@ -57,9 +57,13 @@ class WorkerSettings(CommonSettings):
     pool_max_size: int = Field(default=4, ge=1, le=100)
     pool_timeout_seconds: float = Field(default=5.0, gt=0)
     # How long a batch keeps trying again, with backoff, when Postgres was unreachable or
-    # restarting (docs/delivery.md) before its pushes are answered 503. With the pool and
-    # BigQuery timeouts, a batch takes at most ~25 s: well inside the 60 s ack deadline.
+    # restarting (docs/delivery.md) before its pushes are answered 503.
     postgres_retry_seconds: float = Field(default=10.0, ge=0, le=30)
+    # The whole commit of a batch (every attempt, both sinks, however many BigQuery requests)
+    # ends within this or its pushes are answered 503. Below the push subscription's ack
+    # deadline and the worker's request timeout (infra/pubsub/subscriptions.json; a test keeps
+    # them in step), so Pub/Sub never redelivers a push that is still being committed.
+    commit_deadline_seconds: float = Field(default=45.0, gt=0, le=590)
 
     bigquery_dataset: str = "hookpipe"
     bigquery_table: str = "raw_events"
@@ -101,6 +105,15 @@ class WorkerSettings(CommonSettings):
         if not database_url_parses(value.get_secret_value()):
             raise ValueError(DATABASE_URL_HELP)
         return value
+
+    @model_validator(mode="after")
+    def _retries_fit_the_deadline(self) -> Self:
+        if self.postgres_retry_seconds + self.pool_timeout_seconds >= self.commit_deadline_seconds:
+            raise ValueError(
+                "HOOKPIPE_POSTGRES_RETRY_SECONDS + HOOKPIPE_POOL_TIMEOUT_SECONDS must stay below "
+                "HOOKPIPE_COMMIT_DEADLINE_SECONDS: a retried batch would always miss its deadline"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_unauthenticated_pushes_on_cloud_run(self) -> Self:

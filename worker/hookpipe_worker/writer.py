@@ -14,9 +14,12 @@ A failure before the commit rolls the store back. When the store was interrupted
 was lost or refused, the server is restarting, a deadlock (:class:`SinkInterrupted`) — the batch is
 tried again here, with backoff, for up to ``retry_seconds``: a blip or a failover of a few seconds
 then costs latency, not a redelivery. Beyond that (or for any other failure) every row of the batch
-is answered 503 and Pub/Sub redelivers it. Row-log rows already written by a failed attempt are
-absorbed by row ids and the dedup view. A row either sink refuses for its values fails alone
-(dead-lettered), never its batch-mates.
+is answered 503 and Pub/Sub redelivers it. The whole commit, every attempt and both sinks (the row
+log may take several requests, each with its own timeout and retries), ends within
+``deadline_seconds`` or its rows are answered 503: less than the push's ack deadline, so Pub/Sub
+never redelivers a push that is still being committed (a test keeps the two consistent). Row-log
+rows already written by a failed or abandoned attempt are absorbed by row ids and the dedup view.
+A row either sink refuses for its values fails alone (dead-lettered), never its batch-mates.
 
 The sinks are ports (:class:`EventStore`, :class:`RowLog`); the adapters translate their library's
 errors, so this module knows neither psycopg nor BigQuery and is unit-tested with fakes.
@@ -32,7 +35,7 @@ from typing import Protocol
 
 from hookpipe.sources import SourceConfig
 
-from hookpipe_worker.errors import RowRejected, SinkInterrupted, WorkerError
+from hookpipe_worker.errors import RowRejected, SinkInterrupted, SinkUnavailable, WorkerError
 from hookpipe_worker.rows import EventRow
 from hookpipe_worker.sinks.current_state import CurrentStateTable
 
@@ -90,6 +93,7 @@ class BatchWriter:
         sources: Mapping[str, SourceConfig],
         *,
         retry_seconds: float,
+        deadline_seconds: float,
         on_retry: OnRetry | None = None,
         on_state_refused: OnStateRefused | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -98,6 +102,7 @@ class BatchWriter:
         self.store = store
         self.row_log = row_log
         self._retry_seconds = retry_seconds
+        self._deadline_seconds = deadline_seconds
         self._on_retry = on_retry
         self._on_state_refused = on_state_refused
         self._clock = clock
@@ -116,8 +121,19 @@ class BatchWriter:
         Raises :class:`~hookpipe_worker.errors.SinkUnavailable` when the batch as a whole could not
         be committed: every row is then answered 503."""
         unique = sorted({r.event_id: r for r in rows}.values(), key=lambda r: r.event_id)
-        # No new attempt starts after the deadline; one that started may still wait up to the
-        # pool timeout for a connection.
+        try:
+            async with asyncio.timeout(self._deadline_seconds):
+                return await self._commit_with_retries(unique)
+        except TimeoutError:
+            # The open transaction was rolled back; rows the row log may still take are
+            # absorbed by its row ids and the dedup view when Pub/Sub redelivers.
+            raise SinkUnavailable(
+                f"the commit did not finish within {self._deadline_seconds:g} s"
+            ) from None
+
+    async def _commit_with_retries(self, unique: Sequence[EventRow]) -> BatchResult:
+        # No new attempt starts after the retry window; one that started may still wait up to
+        # the pool timeout for a connection, within the commit's deadline.
         deadline = self._clock() + self._retry_seconds
         delay = FIRST_RETRY_DELAY
         attempt = 1
