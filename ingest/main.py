@@ -21,9 +21,8 @@ except ConfigError as exc:
 
 # What start-up built (modules, settings, sources) lives as long as the process: gc.freeze() keeps
 # the collector from rescanning it. A request allocates a few hundred short-lived containers, so
-# the default young-generation threshold (2,000) collected every few requests and paused those
-# in flight; at 10,000 the p99 of `make bench-ingest` fell from 62-73 ms to 42-47 ms
-# (docs/benchmarks.md).
+# the default young-generation threshold collected every few requests and paused those in
+# flight; a higher one lowered the p99 of `make bench-ingest` (docs/benchmarks.md).
 gc.freeze()
 gc.set_threshold(10_000, 20, 20)
 

@@ -16,8 +16,8 @@ class IngestSettings(CommonSettings):
     # Publishes queued for a batch before ingest sheds load with 503 (bounded memory: at most
     # this many request bodies wait in the process).
     max_pending_publishes: int = Field(default=2000, ge=1)
-    # Publish RPCs in flight at once; messages arriving meanwhile share the next RPC. Each RPC
-    # costs ~0.3 ms of CPU in the client whatever its size, so fewer, fuller RPCs win on a busy
+    # Publish RPCs in flight at once; messages arriving meanwhile share the next RPC. An RPC
+    # costs about the same client CPU whatever its size, so fewer, fuller RPCs win on a busy
     # instance (docs/benchmarks.md, "Publish batching").
     publish_max_concurrent: int = Field(default=2, ge=1, le=64)
     publish_max_delay_ms: float = Field(default=0.0, ge=0, le=100)

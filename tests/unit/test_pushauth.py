@@ -130,3 +130,39 @@ def test_unknown_key_id_refetches_at_most_once_a_minute() -> None:
     with pytest.raises(PushUnauthorized):
         _verify(auth, _token(stranger))
     assert certs.calls == 2
+
+
+def test_google_certificates_are_fetched_through_the_public_transport() -> None:
+    """fetch_google_certs against a local server: certificates by key id, or a TransportError
+    (which the authenticator turns into 503) for an error status or a body that is not them."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import google.auth.exceptions
+    from hookpipe_worker.pushauth import fetch_google_certs
+
+    answers = {"/ok": (200, json.dumps({"k1": "PEM"}).encode()), "/down": (503, b"{}"),
+               "/html": (200, b"<html>"), "/list": (200, b"[1]")}  # fmt: skip
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = answers[self.path]
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert fetch_google_certs(base + "/ok") == {"k1": "PEM"}
+        for path in ("/down", "/html", "/list"):
+            with pytest.raises(google.auth.exceptions.TransportError):
+                fetch_google_certs(base + path)
+    finally:
+        server.shutdown()

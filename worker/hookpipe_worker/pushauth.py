@@ -9,6 +9,7 @@ cached and refetched only when they expire or an unknown key id appears.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -16,7 +17,6 @@ from typing import Protocol
 import google.auth.exceptions
 from google.auth import jwt
 from google.auth.transport.requests import Request as GoogleAuthRequest
-from google.oauth2 import id_token
 
 from hookpipe_worker.errors import PushAuthUnavailable, PushForbidden, PushUnauthorized
 
@@ -36,12 +36,23 @@ class NoPushAuth:
         return None
 
 
-def fetch_google_certs() -> Mapping[str, str]:
-    certs: Mapping[str, str] = id_token._fetch_certs(
-        GoogleAuthRequest(),
-        id_token._GOOGLE_OAUTH2_CERTS_URL,
-    )
-    return certs
+# Google's public keys for the ID tokens it signs, as PEM certificates by key id (the URL
+# google-auth's own id_token module verifies against; only its fetch helper is private).
+GOOGLE_OAUTH2_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
+
+def fetch_google_certs(url: str = GOOGLE_OAUTH2_CERTS_URL) -> Mapping[str, str]:
+    """Google's certificates, through google-auth's public transport."""
+    response = GoogleAuthRequest()(url, method="GET", timeout=10)
+    if response.status != 200:
+        raise google.auth.exceptions.TransportError(f"GET {url}: {response.status}")
+    try:
+        certs = json.loads(response.data)
+    except ValueError:
+        raise google.auth.exceptions.TransportError("Google's certificates are not JSON") from None
+    if not isinstance(certs, dict):
+        raise google.auth.exceptions.TransportError("Google's certificates are not an object")
+    return {str(k): str(v) for k, v in certs.items()}
 
 
 class OidcPushAuth:
