@@ -3,7 +3,9 @@ turns each into an exit code (``hookpipe_ops.cli.main``: 2 usage, 5 smoke) rathe
 
 OperatorError
 ├── UsageError          the command's words or settings are wrong (exit 2)
-└── SmokeFailed         a smoke-test check failed (exit 5)
+├── SmokeFailed         a smoke-test check failed (exit 5)
+└── RepublishFailed     Pub/Sub did not confirm a replayed dead letter (counted; the replay
+                        exits 4 when any failed)
 (TopologyError, for the subscription settings file, is a ConfigError: exit 2.)
 """
 
@@ -22,6 +24,10 @@ class UsageError(OperatorError):
 
 class SmokeFailed(OperatorError):
     """A smoke-test check failed; the message says which."""
+
+
+class RepublishFailed(OperatorError):
+    """Pub/Sub did not confirm a republished dead letter: it stays where it was."""
 
 
 class TopologyError(ConfigError, ValueError):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hookpipe.event import rfc3339
+from hookpipe.event import CE_ID, rfc3339
 
 # Added by Pub/Sub when it forwards after max delivery attempts.
 PUBSUB_DEAD_LETTER_ATTRIBUTES = (
@@ -80,7 +80,7 @@ class DeadLetter:
             "reason": self.reason,
             "error_message": self.message,
             "source": self.source,
-            "event_id": self.attributes.get("ce-id"),
+            "event_id": self.attributes.get(CE_ID),
             "attributes": dict(self.attributes),
             "payload": self.payload_preview(preview),
         }

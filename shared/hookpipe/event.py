@@ -107,7 +107,7 @@ def to_message(event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
     attributes = {
         "content-type": event.content_type,
         "ce-specversion": "1.0",
-        "ce-id": event.id,
+        CE_ID: event.id,
         "ce-source": SOURCE_PREFIX + event.source,
         "ce-type": event.type,
         "ce-time": rfc3339(event.time),
@@ -128,8 +128,9 @@ def rfc3339(moment: datetime) -> str:
 
 STRUCTURED_MODE = "application/cloudevents+json"
 ATTRIBUTE_PREFIX = "ce-"
+CE_ID = "ce-id"  # the event id's Pub/Sub attribute (binary mode)
 # Binary mode's required context attributes (CloudEvents 1.0), as Pub/Sub attribute names.
-_REQUIRED = ("ce-specversion", "ce-id", "ce-source", "ce-type")
+_REQUIRED = ("ce-specversion", CE_ID, "ce-source", "ce-type")
 
 
 def from_message(data: bytes, attributes: Mapping[str, str]) -> WebhookEvent:
@@ -162,7 +163,7 @@ def _from_binary(data: bytes, attrs: Mapping[str, str]) -> WebhookEvent:
     if attrs["ce-specversion"] != "1.0":
         raise EnvelopeError(f"ce-specversion {attrs['ce-specversion'][:20]!r} is not 1.0")
     return WebhookEvent(
-        id=attrs["ce-id"],
+        id=attrs[CE_ID],
         source=_source_name(attrs["ce-source"]),
         type=attrs["ce-type"],
         time=_time(attrs.get("ce-time")),

@@ -4,6 +4,7 @@ Postgres and BigQuery, and a replay from the archive lands exactly once."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -80,8 +81,14 @@ def test_dead_letters_of_both_kinds_are_archived_once_and_replay_from_the_archiv
     dry = cli_json(stack, "dlq", "replay", "--from-archive", "--dry-run", *ids_filter(ids), *env)
     assert dry["selected"] == 2
     assert dry["replayed"] == 0
-    replayed = cli_json(stack, "dlq", "replay", "--from-archive", *ids_filter(ids), *env)
+    result = cli(stack, "dlq", "replay", "--from-archive", *ids_filter(ids), *env, "--json")
+    assert result.returncode == 0, result.stderr
+    replayed = json.loads(result.stdout)
     assert (replayed["replayed"], replayed["failed"]) == (2, 0)
+    # One audit line per replayed message, as a live replay writes (docs/operations.md).
+    audit = [json.loads(x) for x in result.stderr.splitlines() if '"dlq.replay"' in x]
+    assert sorted(a["event_id"] for a in audit) == sorted(ids)
+    assert {a["replayed_from"] for a in audit} == {"archive"}
     stack.wait_committed(ids)
     assert all(r[3] is not None for i in ids for r in _archived_pg(stack, i))
     # Run again: already replayed, so nothing is selected; forced, it still lands once.

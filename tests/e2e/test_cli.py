@@ -134,6 +134,7 @@ def test_replay_after_the_fix_lands_exactly_once_in_both_sinks(
     audit = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     replay_lines = [a for a in audit if a.get("event") == "dlq.replay"]
     assert sorted(a["event_id"] for a in replay_lines) == sorted(dead_lettered)
+    assert {a["replayed_from"] for a in replay_lines} == {"subscription"}
     stack.wait_committed(dead_lettered)
     assert len(stack.pg_events(dead_lettered)) == 8
     assert sorted(r["event_id"] for r in stack.bq_rows("events", dead_lettered)) == sorted(

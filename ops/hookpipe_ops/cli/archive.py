@@ -2,25 +2,24 @@
 function per operation. The worker writes it (``hookpipe_worker.archive``); here it is read, and
 replayed from when Pub/Sub's 7-day retention has already dropped a dead letter.
 
-A replay from the archive republishes the archived data with the same attributes a live replay
-uses (``replay_attributes``: the CloudEvent, its history, no failure reason), waits for Pub/Sub's
-confirmation, then stamps the row ``replayed_at``. Event ids are idempotent, so replaying one
+A replay from the archive republishes the archived data the way a live replay does
+(``hookpipe_ops.republish``: paced, the same attributes, confirmed, one audit line each), then
+stamps the row ``replayed_at``. Event ids are idempotent, so replaying one
 twice (a run killed before the stamp, or ``--include-replayed``) still lands it once.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
-from google.cloud.pubsub_v1 import PublisherClient
 from hookpipe.deadletters import DeadLetter
 from psycopg import sql
 
-from hookpipe_ops.deadletters import Filters, replay_attributes
+from hookpipe_ops.deadletters import Filters
+from hookpipe_ops.errors import RepublishFailed
+from hookpipe_ops.republish import Republisher
 
 # What a peek reads of each archived message's data: enough for its preview (a typical event
 # whole, so JSON is shown compacted), never a 9 MiB body per row.
@@ -124,39 +123,30 @@ class ArchiveReplay:
 
 def replay(
     conn: Any,
-    publisher: PublisherClient,
-    topic: str,
+    republisher: Republisher,
     letters: Sequence[DeadLetter],
     *,
-    now: Callable[[], datetime],
     dry_run: bool,
-    rate: float | None,
-    timeout: float = 30.0,
     on_progress: Callable[[DeadLetter, str], None] | None = None,
 ) -> ArchiveReplay:
     summary = ArchiveReplay(selected=len(letters), letters=list(letters))
     if dry_run:
         return summary
     for listed in letters:
-        started = time.monotonic()
-        moment = now()
+        republisher.wait_turn()
         # Listed with a preview of its data: the whole of it is read for its own publish only.
         (data,) = conn.execute(DATA_OF, (listed.message_id,)).fetchone()
         letter = replace(listed, data=bytes(data))
         try:
-            publisher.publish(topic, letter.data, **replay_attributes(letter, moment)).result(
-                timeout=timeout
-            )
-        except Exception as exc:  # counted and reported (exit 4); the row stays unreplayed
+            republisher.republish(letter)
+        except RepublishFailed as exc:  # counted and reported (exit 4); the row stays unreplayed
             summary.failed += 1
             if on_progress:
-                on_progress(letter, f"not replayed: {type(exc).__name__}")
+                on_progress(letter, f"not replayed: {exc}")
             continue
-        conn.execute(MARK_REPLAYED, (moment, letter.message_id))
+        conn.execute(MARK_REPLAYED, (republisher.now(), letter.message_id))
         conn.commit()
         summary.replayed += 1
         if on_progress:
             on_progress(letter, "replayed")
-        if rate:
-            time.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
     return summary

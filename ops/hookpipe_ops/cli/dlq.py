@@ -8,7 +8,6 @@ replayed twice, which the worker's idempotent writes absorb.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,10 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core.exceptions import DeadlineExceeded
-from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+from google.cloud.pubsub_v1 import SubscriberClient
 from hookpipe.deadletters import DeadLetter
 
-from hookpipe_ops.deadletters import Filters, replay_attributes, replayed_since
+from hookpipe_ops.deadletters import Filters, replayed_since
+from hookpipe_ops.errors import RepublishFailed
+from hookpipe_ops.republish import Republisher
 
 PULL_BATCH = 100
 # An empty subscription answers a pull only when this runs out: it ends every scan.
@@ -29,7 +30,6 @@ PULL_WAIT_SECONDS = 2
 HOLD_SECONDS = 30
 RENEW_EVERY_SECONDS = 10
 MAX_ACK_IDS_PER_REQUEST = 1000  # a bound under Pub/Sub's 512 KB request size
-audit = logging.getLogger("hookpipe.audit")
 
 
 @dataclass
@@ -141,13 +141,11 @@ class ReplaySummary:
 
 def replay(
     subscriber: SubscriberClient,
-    publisher: PublisherClient,
+    republisher: Republisher,
     subscription: str,
-    topic: str,
     filters: Filters,
     *,
     max_messages: int,
-    rate: float | None,
     dry_run: bool,
     scan_limit: int,
     on_progress: Callable[[DeadLetter, str], None] = lambda letter, outcome: None,
@@ -155,8 +153,6 @@ def replay(
     summary = ReplaySummary()
     started = datetime.now(UTC)
     scan = Scan(subscriber, subscription, scan_limit)
-    interval = 1.0 / rate if rate else 0.0
-    next_at = time.monotonic()
     try:
         for letter in scan:
             if not filters.matches(letter):
@@ -171,34 +167,16 @@ def replay(
             if dry_run:
                 on_progress(letter, "would replay")
                 continue
-            time.sleep(max(0.0, next_at - time.monotonic()))
+            republisher.wait_turn()
             scan.keep_holding()
-            next_at = max(next_at, time.monotonic()) + interval
-            now = datetime.now(UTC)
-            attributes = replay_attributes(letter, now)
             try:
-                new_id = publisher.publish(topic, letter.data, **attributes).result(timeout=30)
-            except Exception as exc:
+                new_id = republisher.republish(letter)
+            except RepublishFailed as exc:
                 summary.failed += 1
-                on_progress(letter, f"failed: {type(exc).__name__}")
+                on_progress(letter, f"failed: {exc}")
                 continue
             scan.ack(letter)  # only now: the republish is confirmed
             summary.replayed += 1
-            audit.info(
-                "replayed",
-                extra={
-                    "json_fields": {
-                        "event": "dlq.replay",
-                        "dead_letter_message_id": letter.message_id,
-                        "new_message_id": new_id,
-                        "event_id": letter.attributes.get("ce-id"),
-                        "reason": letter.reason,
-                        "source": letter.source,
-                        "replay_count": attributes["hookpipe-replay-count"],
-                        "replayed_at": now.isoformat(),
-                    }
-                },
-            )
             on_progress(letter, f"replayed as {new_id}")
     finally:
         scan.release_all()

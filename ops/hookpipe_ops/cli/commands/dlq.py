@@ -32,6 +32,7 @@ from hookpipe_ops.cli.common import (
 from hookpipe_ops.cli.tables import counts_table, peek_table
 from hookpipe_ops.deadletters import Filters, stats
 from hookpipe_ops.errors import UsageError
+from hookpipe_ops.republish import Republisher
 from hookpipe_ops.topology import Topology
 
 EXAMPLES = {
@@ -131,12 +132,10 @@ def dlq_replay(args: argparse.Namespace) -> int:
     with SubscriberClient() as subscriber, PublisherClient() as publisher:
         summary = dlq.replay(
             subscriber,
-            publisher,
+            Republisher(publisher, topic, args.rate, "subscription"),
             dlq_subscription(args, topology),
-            topic,
             filters,
             max_messages=args.max,
-            rate=args.rate,
             dry_run=args.dry_run,
             scan_limit=args.scan_limit,
             on_progress=_progress_printer(args),
@@ -165,12 +164,9 @@ def _replay_from_archive(args: argparse.Namespace, topology: Topology, filters: 
         )
         summary = archive.replay(
             conn,
-            publisher,
-            topic,
+            Republisher(publisher, topic, args.rate, "archive"),
             letters,
-            now=lambda: datetime.now(UTC),
             dry_run=args.dry_run,
-            rate=args.rate,
             on_progress=_progress_printer(args),
         )
     data = {"from_archive": True, "dry_run": args.dry_run, **summary.as_dict()}
