@@ -115,6 +115,11 @@ def test_dry_run_changes_nothing_and_filters_select_exactly(
     assert cli_json(stack, "dlq", "stats", *ids_filter(rest))["total"] == 5
     assert cli_json(stack, "dlq", "stats", *ids_filter(chosen))["total"] == 0
     assert stack.pg_events(rest) == {}
+    # Nothing to show: one line that says so, no empty tables.
+    nothing = cli(stack, "dlq", "stats", *ids_filter(chosen))
+    assert nothing.returncode == 0, nothing.stderr
+    assert nothing.stdout.splitlines()[0] == "no dead letters"
+    assert "┏" not in nothing.stdout
 
 
 def test_replay_after_the_fix_lands_exactly_once_in_both_sinks(

@@ -66,18 +66,24 @@ def dlq_stats(args: argparse.Namespace) -> int:
     }
 
     def render() -> None:
-        oldest = age(found.oldest_age_seconds) if found.oldest_age_seconds is not None else "—"
-        out.print(f"[bold]{found.total}[/] dead letters · oldest {oldest}")
+        if found.total == 0:
+            out.print("no dead letters")
+        else:
+            oldest = age(found.oldest_age_seconds) if found.oldest_age_seconds is not None else "—"
+            out.print(f"[bold]{found.total}[/] dead letters · oldest {oldest}")
         if archived is None:
             out.print("archive: not read (give --database-url or set HOOKPIPE_DATABASE_URL)")
+        elif archived["total"] == 0:
+            out.print("archive: no dead letters ever")
         else:
             out.print(
                 f"archive: [bold]{archived['total']}[/] dead letters ever, "
                 f"{archived['not_replayed']} not replayed; by reason: "
                 + ", ".join(f"{safe(k)} {v}" for k, v in archived["by_reason"].items())
             )
-        for title, counts in found.by.items():
-            out.print(counts_table(title, counts))
+        if found.total:
+            for title, counts in found.by.items():
+                out.print(counts_table(title, counts))
 
     emit(args, data, render)
     return EXIT_OK
