@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hookpipe.errors import HookpipeError
+from hookpipe.errors import HookpipeError, status_for
 from hookpipe.http import request_headers
 from hookpipe.logging import configure_logging, log_request
 from hookpipe.tracing import new_trace, parse_trace
@@ -32,7 +32,6 @@ from hookpipe_ingest.errors import (
     NoSuchSource,
     PayloadTooLarge,
     Unavailable,
-    status_for,
 )
 from hookpipe_ingest.keeper import EventKeeper
 from hookpipe_ingest.publisher import EventPublisher, PubSubPublisher

@@ -72,8 +72,3 @@ class SpoolUnavailable(IngestError):
 
 class BadSpoolObject(IngestError):
     """An object under the spool's prefix is not a spooled message (left in place, reported)."""
-
-
-def status_for(exc: BaseException) -> int:
-    """The HTTP status for ``exc``; anything not raised on purpose is a 500 (never a 2xx)."""
-    return exc.status if isinstance(exc, HookpipeError) else 500

@@ -64,3 +64,10 @@ class MalformedPayload(PayloadError):
 
 class EnvelopeError(HookpipeError):
     """A Pub/Sub message does not carry a valid hookpipe CloudEvent."""
+
+
+def status_for(exc: BaseException) -> int:
+    """The HTTP status a service answers for ``exc``: its class's ``status``; anything not raised
+    on purpose is a 500, never a 2xx. (The worker answers permanent failures 204 *after* it has
+    dead-lettered them, not here.)"""
+    return exc.status if isinstance(exc, HookpipeError) else 500

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hookpipe.errors import EnvelopeError, MalformedPayload, UnsupportedMediaType
+from hookpipe.errors import EnvelopeError, MalformedPayload, UnsupportedMediaType, status_for
 from hookpipe_ingest import errors as ingest
 from hookpipe_worker import errors as worker
 
@@ -22,7 +22,7 @@ from hookpipe_worker import errors as worker
     ],
 )
 def test_ingest_status(error: BaseException, status: int) -> None:
-    assert ingest.status_for(error) == status
+    assert status_for(error) == status
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_ingest_status(error: BaseException, status: int) -> None:
     ],
 )
 def test_worker_status(error: BaseException, status: int) -> None:
-    assert worker.status_for(error) == status
+    assert status_for(error) == status
     assert status not in (102, 200, 201, 202, 204)  # every one of these is a nack to Pub/Sub
 
 

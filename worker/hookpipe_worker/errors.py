@@ -108,12 +108,6 @@ class PushMethodNotAllowed(RouteError):
 PERMANENT: tuple[type[BaseException], ...] = (PermanentFailure, EnvelopeError)
 
 
-def status_for(exc: BaseException) -> int:
-    """The HTTP status answered for ``exc``; anything not raised on purpose is a 500. Permanent
-    failures are answered 204 *after* they are dead-lettered, not here."""
-    return exc.status if isinstance(exc, HookpipeError) else 500
-
-
 def error_class(exc: BaseException) -> str:
     """The dead-letter reason's error class: the exception's name."""
     return type(exc).__name__
