@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from hookpipe.errors import HookpipeError, status_for
 from hookpipe.http import request_headers
 from hookpipe.logging import configure_logging, log_request
+from hookpipe.text import is_ascii_digits
 from hookpipe.tracing import new_trace, parse_trace
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -212,7 +213,7 @@ async def read_body(request: Request, limit: int, declared: str | None) -> bytes
     when the declared Content-Length is over it, else while streaming."""
     # isascii(): '²' passes isdigit() but not int(). (A server in front refuses such a header;
     # this must not rely on it.)
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+    if declared is not None and is_ascii_digits(declared) and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0

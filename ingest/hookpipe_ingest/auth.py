@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hookpipe.sources import HmacAuth, StandardWebhooksAuth, TokenAuth
+from hookpipe.text import is_ascii_digits
 
 from hookpipe_ingest.errors import Unauthenticated
 from hookpipe_ingest.sources import Source, Token
@@ -99,7 +100,7 @@ MAX_TIMESTAMP_DIGITS = 12
 def _check_timestamp(raw: str | None, request: WebhookRequest, tolerance: int) -> int:
     text = (raw or "").strip()
     # isascii: str.isdigit() accepts "²" and other Unicode digits that int() refuses.
-    if not (text.isascii() and text.isdigit()):
+    if not is_ascii_digits(text):
         raise Unauthenticated("signature timestamp is missing or not an integer")
     if len(text) > MAX_TIMESTAMP_DIGITS:
         raise Unauthenticated(f"signature timestamp has over {MAX_TIMESTAMP_DIGITS} digits")

@@ -20,6 +20,7 @@ from hookpipe.deadletters import (
     parse_timestamp,
     timestamp,
 )
+from hookpipe.text import is_ascii_digits
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def parse_attribute_filters(pairs: Sequence[str]) -> dict[str, frozenset[str]]:
 def parse_time(text: str, now: datetime) -> datetime:
     """ISO 8601 (UTC when no offset), or an age before ``now``: ``90s``, ``15m``, ``2h``, ``7d``."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text and text[-1] in units and text[:-1].isascii() and text[:-1].isdigit():
+    if text and text[-1] in units and is_ascii_digits(text[:-1]):
         return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
     return parse_timestamp(text)
 
@@ -103,8 +104,7 @@ def replay_attributes(letter: DeadLetter, now: datetime) -> dict[str, str]:
         and k not in (REPLAY_COUNT, REPLAYED_AT, ORIGINAL_MESSAGE_ID)
     }
     previous = letter.attributes.get(REPLAY_COUNT, "0")
-    # isdigit() alone takes '²', which int() refuses.
-    count = int(previous) + 1 if previous.isascii() and previous.isdigit() else 1
+    count = int(previous) + 1 if is_ascii_digits(previous) else 1
     attributes[REPLAY_COUNT] = str(count)
     attributes[ORIGINAL_MESSAGE_ID] = letter.attributes.get(ORIGINAL_MESSAGE_ID, letter.message_id)
     attributes[REPLAYED_AT] = timestamp(now)

@@ -69,3 +69,11 @@ def test_malformed_bodies_say_what_is_wrong(content_type: str, body: bytes, mess
 def test_unsupported_media_types_are_refused(content_type: str | None) -> None:
     with pytest.raises(UnsupportedMediaType, match="not supported"):
         body_format(content_type)
+
+
+def test_ascii_digits_are_only_zero_to_nine() -> None:
+    from hookpipe.text import is_ascii_digits
+
+    assert is_ascii_digits("0123456789")
+    for text in ("", "²", "١٢", "12a", " 1", "-1", "1.0", "\uff11"):
+        assert not is_ascii_digits(text), text

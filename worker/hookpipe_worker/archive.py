@@ -32,6 +32,7 @@ from hookpipe.deadletters import (
     timestamp,
 )
 from hookpipe.problems import storable
+from hookpipe.text import is_ascii_digits
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from requests.exceptions import RequestException
 
@@ -63,7 +64,7 @@ def _time(text: str | None) -> datetime | None:
 
 
 def _int(text: str | None) -> int | None:
-    return int(text) if text and text.isascii() and text.isdigit() and len(text) < 10 else None
+    return int(text) if text and is_ascii_digits(text) and len(text) < 10 else None
 
 
 def archive_record(delivery: Delivery, now: datetime) -> ArchivedDeadLetter:

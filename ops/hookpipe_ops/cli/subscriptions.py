@@ -13,6 +13,7 @@ from typing import Any
 from google.cloud.pubsub_v1 import SubscriberClient
 from google.protobuf import duration_pb2, field_mask_pb2
 from google.pubsub_v1 import Subscription
+from hookpipe.text import is_ascii_digits
 from pydantic import ValidationError
 
 from hookpipe_ops.errors import TopologyError, UsageError
@@ -170,7 +171,7 @@ def parse_value(field: str, value: str) -> Any:
             raise UsageError(f"{field}: expected true or false, got {value!r}")
         return value.lower() == "true"
     # isdigit() alone takes '²', which int() refuses.
-    if not (value.isascii() and value.isdigit()):
+    if not is_ascii_digits(value):
         raise UsageError(f"{field}: expected a whole number of seconds or attempts, got {value!r}")
     return int(value)
 
