@@ -2,8 +2,9 @@
 
 ``create_app`` builds everything once per process; ``IngestApp.handle`` is the thin translator the
 functions-framework entry point calls: it turns the request into a ``WebhookRequest``, calls
-:func:`accept` and the publisher, maps errors to statuses in one place, and writes one canonical
-log line per request.
+:func:`accept`, then the keeper (``keeper.py``: publish, or spool when Pub/Sub does not confirm
+in time), answers each error with its status (``hookpipe.errors.status_for``), and writes one
+canonical log line per request.
 
 Routes: ``POST /webhooks/{source}``, ``GET /healthz`` (liveness), ``GET /readyz`` (can publish).
 """

@@ -16,7 +16,7 @@ WorkerError
 │   │                       after max delivery attempts
 │   ├── SinkUnavailable         503  a sink timed out, refused the connection or answered 5xx
 │   │   └── SinkInterrupted         the connection was lost or refused, the server is restarting,
-│   │                               a deadlock: the writer tries the batch again at once
+│   │                               a deadlock: the writer tries the batch again, with backoff
 │   ├── Overloaded              429  the batch queue is full: back off
 │   ├── ShuttingDown            503  the instance got SIGTERM
 │   └── PushAuthUnavailable     503  Google's certificates could not be fetched to check a token
@@ -66,7 +66,7 @@ class SinkUnavailable(TransientFailure):
 
 class SinkInterrupted(SinkUnavailable):
     """A passing interruption (a lost or refused connection, a restart, a deadlock): worth trying
-    the batch again at once on a fresh connection, before answering 503."""
+    the batch again on a fresh connection, with backoff, before answering 503."""
 
 
 class Overloaded(TransientFailure):
