@@ -31,6 +31,7 @@ from hookpipe.deadletters import (
     parse_timestamp,
     timestamp,
 )
+from hookpipe.event import CE_ID
 from hookpipe.problems import storable
 from hookpipe.text import is_ascii_digits
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -82,7 +83,7 @@ def archive_record(delivery: Delivery, now: datetime) -> ArchivedDeadLetter:
     source = letter.source
     return ArchivedDeadLetter(
         dead_letter_id=dead_letter_id,
-        event_id=attributes.get("ce-id"),
+        event_id=attributes.get(CE_ID),
         source=None if source == "(none)" else source,
         error_class=letter.reason,
         reason=letter.message or letter.reason,

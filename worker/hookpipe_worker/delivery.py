@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hookpipe.event import CE_ID
+
 from hookpipe_worker.errors import UndecodableDelivery
 
 PUBSUB_MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -140,4 +142,4 @@ def _from_structured_cloudevent(document: dict[str, Any]) -> Delivery:
         data = str(document["data"]).encode()
     else:
         data = json.dumps(document.get("data")).encode()
-    return Delivery(data=data, attributes=attributes, message_id=attributes.get("ce-id"))
+    return Delivery(data=data, attributes=attributes, message_id=attributes.get(CE_ID))

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hookpipe.deadletters import DeadLetter
+from hookpipe.event import CE_ID
 from rich.table import Table
 
 from hookpipe_ops.cli.common import safe
@@ -41,7 +42,7 @@ def peek_table(letters: Sequence[DeadLetter], width: int, title: str) -> Table:
             letter.publish_time.isoformat(timespec="seconds"),
             f"{safe(letter.reason)}\n[dim]{safe(letter.message)}[/]",
             safe(letter.source),
-            safe(letter.attributes.get("ce-id", "")),
+            safe(letter.attributes.get(CE_ID, "")),
             safe(letter.payload_preview(width)),
         )
     return table

@@ -10,6 +10,7 @@ from typing import Any
 import click
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from hookpipe.deadletters import DeadLetter
+from hookpipe.event import CE_ID
 
 from hookpipe_ops.cli import archive, dlq
 from hookpipe_ops.cli.common import (
@@ -120,7 +121,7 @@ def _progress_printer(args: argparse.Namespace) -> Callable[[DeadLetter, str], N
 
     def progress(letter: DeadLetter, outcome: str) -> None:
         if not args.json:
-            ce_id = letter.attributes.get("ce-id", "")
+            ce_id = letter.attributes.get(CE_ID, "")
             err.print(safe(f"{letter.message_id} {letter.reason} {ce_id} → {outcome}"))
 
     return progress
