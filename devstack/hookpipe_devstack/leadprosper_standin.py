@@ -235,12 +235,16 @@ def handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m hookpipe_devstack.leadprosper_standin")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--per-minute", type=int, default=REQUESTS_PER_MINUTE)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     server = ThreadingHTTPServer(
         ("127.0.0.1", args.port), handler(StandIn(args.api_key, args.per_minute))
     )

@@ -109,8 +109,9 @@ class Stack:
                 "hookpipe_devstack.leadprosper_standin",
                 "--port",
                 str(self.leadprosper_port),
-                "--api-key",
-                self.leadprosper_key,
+                # One argument: a random key may begin with "-", which argparse would take for
+                # an option (the stand-in then refused to start).
+                f"--api-key={self.leadprosper_key}",
             ],
             self.state_dir / "logs/leadprosper-standin.log",
         )

@@ -53,3 +53,17 @@ def test_the_harness_catches_a_handler_that_takes_a_lock() -> None:
     daemon thread is left behind)."""
     event = threading.Event()
     assert not _survives_reentry(lambda signum, frame: event.set(), seconds=2.0)
+
+
+def test_the_stand_in_takes_any_key_the_stack_draws_even_one_that_begins_with_a_dash() -> None:
+    """secrets.token_urlsafe() begins with "-" once in 64 draws; passed as its own argument,
+    argparse took it for an option and the stand-in (so `make run`) refused to start."""
+    from pathlib import Path
+
+    from hookpipe_devstack.leadprosper_standin import parse_args
+    from hookpipe_devstack.stack import Stack
+
+    for key in ("-starts-with-a-dash", "--looks-like-an-option", "plain"):
+        stack = Stack(Path("/nonexistent"), project_id="p", leadprosper_key=key)
+        argv = list(stack._standin_process().argv)
+        assert parse_args(argv[3:]).api_key == key
