@@ -293,6 +293,7 @@ def test_one_run_at_a_time_a_lease_that_expires(
         assert json.loads(done.stdout)["backfilled"] == 40
         assert "another reconcile is running" in held.stderr
         assert held.stdout == ""
+        assert '"reconcile_not_run"' in held.stderr  # the runbook looks for it
     keys = [lead["id"] for lead in leads]
     wait_for(lambda: len(_event_ids_of(stack, keys)) == 40, 60, "every lead's event")
     assert all(len(rows) == 1 for rows in _event_ids_of(stack, keys).values())
@@ -307,6 +308,8 @@ def test_one_run_at_a_time_a_lease_that_expires(
         held = reconcile(stack, *args)
         assert held.returncode == 6
         assert "killed-run holds reconcile:leadprosper" in held.stderr
+        [line] = [json.loads(x) for x in held.stderr.splitlines() if '"reconcile_not_run"' in x]
+        assert line["severity"] == "WARNING"
         stack.pg("UPDATE hookpipe.reconcile_leases SET expires_at = now() - interval '1 second'")
         assert report_of(reconcile(stack, *args))["backfilled"] == 0
     finally:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from google.cloud.pubsub_v1 import PublisherClient
@@ -124,8 +125,8 @@ def leadprosper(
             lease.take()
         except LeaseHeld as exc:
             err.print(f"[yellow]reconcile: not run:[/] {safe(str(exc))}")
-            log_event(logger, logging.WARNING, f"reconcile leadprosper not run: {exc}",
-                      project_id=project, fields={"event": "reconcile_not_run"})  # fmt: skip
+            _log_line(logging.WARNING, f"reconcile leadprosper not run: {exc}", project,
+                      {"event": "reconcile_not_run"})  # fmt: skip
             return EXIT_LEASE_HELD
         topic_path = publisher.topic_path(project, events_topic)
 
@@ -194,12 +195,16 @@ def _table(report: ReconcileReport) -> Table:
     return table
 
 
+def _log_line(level: int, message: str, project: str, fields: dict[str, Any]) -> None:
+    """One structured line on stderr (Cloud Logging's format), for the job's log-based metrics;
+    not on a terminal, where the command's own output says the same to a person."""
+    if not sys.stderr.isatty():
+        log_event(logger, level, message, project_id=project, fields=fields)
+
+
 def _log_run(report: ReconcileReport, project: str) -> None:
-    """The run's one log line (stderr, Cloud Logging's format): the logs-based metrics and alerts
-    (infra/terraform/reconcile.tf) count its ``backfilled`` and its ``finished``. Not on a
-    terminal, where the table says the same to a person."""
-    if sys.stderr.isatty():
-        return
+    """The run's one log line: the logs-based metrics and alerts (infra/terraform/reconcile.tf)
+    count its ``backfilled`` and its ``finished``."""
     listed = [d for d in report.days.values() if d.checked == "listed"]
     level = logging.ERROR if not report.finished else logging.INFO
     if report.finished and report.backfilled and not report.dry_run:
@@ -222,4 +227,4 @@ def _log_run(report: ReconcileReport, project: str) -> None:
     }
     outcome = "finished" if report.finished else f"not finished: {report.error}"
     message = f"reconcile {report.source}: {report.backfilled} backfilled, {outcome}"
-    log_event(logger, level, message, project_id=project, fields=fields)
+    _log_line(level, message, project, fields)
