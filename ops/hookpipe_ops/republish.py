@@ -1,11 +1,11 @@
-"""Republishing a dead letter, the one way both replays do it (live from the dead-letter
-subscription, ``hookpipe_ops.cli.dlq``; from the archive, ``hookpipe_ops.cli.archive``):
+"""Republishing one dead letter, the one way the replay loop (:mod:`hookpipe_ops.replay`) does it
+for both of its sources, the dead-letter subscription and the archive:
 
 * **paced** to ``rate`` messages a second (None: as fast as Pub/Sub confirms);
 * **stamped** with ``replay_attributes`` (the CloudEvent, its history, no failure reason);
 * **confirmed**: the call returns only once Pub/Sub has the message (its new message id), or
-  raises :class:`RepublishFailed`; the caller then acks the dead letter or stamps its archive row,
-  never before;
+  raises :class:`RepublishFailed`; the loop then has its source ack the dead letter or stamp its
+  archive row, never before;
 * **audited**: one ``dlq.replay`` JSON line per replayed message on the ``hookpipe.audit``
   logger (stderr, docs/operations.md), saying where it was replayed from.
 """

@@ -14,10 +14,12 @@ from typing import Any, Self
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
-from google.protobuf import duration_pb2
+from google.pubsub_v1 import Subscription
+from hookpipe.errors import validation_summary
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hookpipe_ops.errors import TopologyError
+from hookpipe_ops.subscription_settings import desired_settings, write
 
 DEFAULT_TOPOLOGY_FILE = Path("infra/pubsub/subscriptions.json")
 
@@ -105,10 +107,7 @@ def parse_topology(raw: dict[str, Any], source: str = "settings") -> Topology:
     try:
         return Topology.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise TopologyError(f"{source}: {problems}") from None
+        raise TopologyError(f"{source}: {validation_summary(exc)}") from None
 
 
 def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -121,47 +120,22 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _duration(seconds: int) -> duration_pb2.Duration:
-    return duration_pb2.Duration(seconds=seconds)
-
-
 def subscription_request(
     project_id: str, spec: SubscriptionSpec, push_base_url: str | None
-) -> dict[str, Any]:
-    """The ``Subscription`` fields for ``spec``, as a dict ``create_subscription`` accepts."""
-    request: dict[str, Any] = {
-        "name": SubscriberClient.subscription_path(project_id, spec.name),
-        "topic": PublisherClient.topic_path(project_id, spec.topic),
-        "ack_deadline_seconds": spec.ack_deadline_seconds,
-        "message_retention_duration": _duration(spec.message_retention_seconds),
-        "enable_exactly_once_delivery": spec.enable_exactly_once_delivery,
-    }
-    if spec.push_path is not None or spec.push_endpoint is not None:
-        endpoint = spec.push_endpoint
-        if endpoint is None and push_base_url:
-            endpoint = push_base_url.rstrip("/") + str(spec.push_path)
-        if endpoint is None:
-            raise TopologyError(f"{spec.name} is a push subscription: give the worker's URL")
-        push: dict[str, Any] = {"push_endpoint": endpoint}
-        if spec.push_oidc_service_account:
-            push["oidc_token"] = {
-                "service_account_email": spec.push_oidc_service_account,
-                "audience": spec.push_oidc_audience or endpoint,
-            }
-        request["push_config"] = push
-    if spec.retry_policy is not None:
-        request["retry_policy"] = {
-            "minimum_backoff": _duration(spec.retry_policy.minimum_backoff_seconds),
-            "maximum_backoff": _duration(spec.retry_policy.maximum_backoff_seconds),
-        }
-    if spec.dead_letter_policy is not None:
-        request["dead_letter_policy"] = {
-            "dead_letter_topic": PublisherClient.topic_path(
-                project_id, spec.dead_letter_policy.topic
-            ),
-            "max_delivery_attempts": spec.dead_letter_policy.max_delivery_attempts,
-        }
-    return request
+) -> Subscription:
+    """The ``Subscription`` to create for ``spec``: every field the file sets, written through
+    the one field table (:data:`hookpipe_ops.subscription_settings.FIELDS`)."""
+    settings = desired_settings(spec, push_base_url)
+    if spec.push_path is not None and settings["push_endpoint"] is None:
+        raise TopologyError(f"{spec.name} is a push subscription: give the worker's URL")
+    if settings["push_oidc_service_account"] and not settings["push_oidc_audience"]:
+        settings["push_oidc_audience"] = settings["push_endpoint"]
+    subscription = Subscription(
+        name=SubscriberClient.subscription_path(project_id, spec.name),
+        topic=PublisherClient.topic_path(project_id, spec.topic),
+    )
+    write(subscription, settings, project_id)
+    return subscription
 
 
 def ensure_topology(

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import ValidationError
+
 
 class HookpipeError(Exception):
     """Base of every error hookpipe raises on purpose."""
@@ -71,3 +73,15 @@ def status_for(exc: BaseException) -> int:
     on purpose is a 500, never a 2xx. (The worker answers permanent failures 204 *after* it has
     dead-lettered them, not here.)"""
     return exc.status if isinstance(exc, HookpipeError) else 500
+
+
+def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """What pydantic found wrong, one ``(field, message)`` per problem; ``field`` is the dotted
+    path (``retry_policy.minimum_backoff_seconds``). The one place its errors are read, for the
+    messages that say what to fix in a settings file, a sources file or the environment."""
+    return [(".".join(str(part) for part in e["loc"]), e["msg"]) for e in exc.errors()]
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """:func:`validation_problems` on one line: ``field: message; field: message``."""
+    return "; ".join(f"{field}: {message}" for field, message in validation_problems(exc))

@@ -13,7 +13,7 @@ from typing import TypeVar
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hookpipe.errors import ConfigError, SettingsError
+from hookpipe.errors import ConfigError, SettingsError, validation_problems
 
 
 class CommonSettings(BaseSettings):
@@ -43,9 +43,8 @@ def load_settings[SettingsT: BaseSettings](cls: type[SettingsT]) -> SettingsT:
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
         lines = [f"invalid configuration for {cls.__name__}:"]
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
-            lines.append(f"  {prefix}{field.upper()}: {error['msg']}")
+        for field, message in validation_problems(exc):
+            lines.append(f"  {prefix}{field.upper()}: {message}")
         raise SettingsError("\n".join(lines)) from None
 
 

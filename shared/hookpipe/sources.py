@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hookpipe.errors import ConfigError
+from hookpipe.errors import ConfigError, validation_summary
 from hookpipe.payload import BodyFormat
 
 MAX_BODY_BYTES = 9 * 1024 * 1024
@@ -178,8 +178,6 @@ def load_source_configs(path: Path) -> dict[str, SourceConfig]:
         try:
             configs[name] = SourceConfig.model_validate(table)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
+            problems = validation_summary(exc)
             raise SourceConfigError(f"{path}: source {name!r}: {problems}") from None
     return configs

@@ -121,7 +121,7 @@ def test_the_archive_is_filtered_and_limited_in_the_database(stack: StackHandle)
     from datetime import UTC, datetime, timedelta
 
     import psycopg
-    from hookpipe_ops.cli import archive
+    from hookpipe_ops import dead_letter_archive as archive
     from hookpipe_ops.deadletters import Filters
 
     tag = uuid.uuid4().hex[:8]

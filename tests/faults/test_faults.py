@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
-from hookpipe_ops.cli import subscriptions as subs
+from hookpipe_ops import subscription_settings as subs
 
 from tests.faults.invariants import Run, check
 from tests.support import StackHandle, lead, postgres_refuses

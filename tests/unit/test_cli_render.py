@@ -7,11 +7,10 @@ import io
 from datetime import UTC, datetime
 
 from hookpipe.deadletters import DeadLetter
-from hookpipe_ops.cli.archive import ArchiveReplay
-from hookpipe_ops.cli.commands.dlq import replay_line
 from hookpipe_ops.cli.common import safe
-from hookpipe_ops.cli.dlq import ReplaySummary
+from hookpipe_ops.cli.dlq import replay_line
 from hookpipe_ops.cli.tables import peek_table
+from hookpipe_ops.replay import ReplaySummary
 from rich.console import Console
 
 HOSTILE = DeadLetter(
@@ -56,5 +55,5 @@ def test_safe_escapes_markup_and_control_characters() -> None:
 def test_a_replay_summary_says_what_was_selected_replayed_and_failed_and_where() -> None:
     live = ReplaySummary(scanned=9, selected=3, replayed=2, failed=1)
     assert replay_line(live, False, "t") == "selected 3 · replayed 2 · failed 1 → t"
-    dry = ArchiveReplay(selected=3)
+    dry = ReplaySummary(selected=3)
     assert replay_line(dry, True, "t") == "selected 3 · would replay 3 · failed 0 → t"

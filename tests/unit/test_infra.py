@@ -227,7 +227,7 @@ LOGGERS = {
     ],
     "google_cloud_run_v2_service.ingest": ["ingest/hookpipe_ingest/app.py"],
     "google_cloud_run_v2_job.spool_drainer": ["ingest/hookpipe_ingest/drain.py"],
-    "google_cloud_run_v2_job.reconcile": ["ops/hookpipe_ops/cli/commands/reconcile.py"],
+    "google_cloud_run_v2_job.reconcile": ["ops/hookpipe_ops/cli/reconcile.py"],
 }
 
 

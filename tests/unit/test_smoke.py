@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hookpipe_ops.cli.smoke import Target, wait_for_row
 from hookpipe_ops.errors import SmokeFailed
+from hookpipe_ops.smoke import Target, wait_for_row
 
 
 class Clock:
@@ -52,7 +52,7 @@ def test_webhook_url_joins_base_and_source() -> None:
 
 
 def test_no_google_credentials_is_a_failed_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hookpipe_ops.cli.smoke import BigQueryRows
+    from hookpipe_ops.smoke import BigQueryRows
 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
     with pytest.raises(SmokeFailed, match="no credentials to read BigQuery"):
@@ -60,7 +60,7 @@ def test_no_google_credentials_is_a_failed_check(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_table_id_that_is_not_project_dataset_table_is_refused() -> None:
-    from hookpipe_ops.cli.smoke import BigQueryRows
+    from hookpipe_ops.smoke import BigQueryRows
 
     with pytest.raises(SmokeFailed, match=r"is not PROJECT\.DATASET\.TABLE"):
         BigQueryRows("raw_events; DROP TABLE x")

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hookpipe_ops.cli import subscriptions as subs
+from google.pubsub_v1 import Subscription
+from hookpipe_ops import subscription_settings as subs
 from hookpipe_ops.errors import TopologyError, UsageError
-from hookpipe_ops.topology import load_topology
+from hookpipe_ops.topology import load_topology, subscription_request
 
 TOPOLOGY = load_topology(Path(__file__).resolve().parents[2] / "infra/pubsub/subscriptions.json")
 PUSH = TOPOLOGY.subscription("worker-push")
@@ -19,7 +20,7 @@ PUSH = TOPOLOGY.subscription("worker-push")
 def live_of(**changes: Any) -> dict[str, Any]:
     """Live settings that match the file for the worker's push subscription, but for ``changes``."""
     desired = subs.desired_settings(PUSH, "https://worker.example")
-    return {**{f: desired.get(f) for f in subs.FIELDS}, **changes}
+    return {**{f.name: desired.get(f.name) for f in subs.FIELDS}, **changes}
 
 
 def test_the_push_endpoint_is_the_workers_url_and_the_files_path() -> None:
@@ -83,3 +84,24 @@ def test_set_validates_with_the_files_rules_and_names_the_field() -> None:
     subs.validate(PUSH, live_of(ack_deadline_seconds=120))
     with pytest.raises(TopologyError, match="ack_deadline_seconds"):
         subs.validate(PUSH, live_of(ack_deadline_seconds=601))
+
+
+def test_a_created_subscription_carries_every_field_the_file_sets() -> None:
+    created = subscription_request("p", PUSH, "https://worker.example")
+    assert created.topic == f"projects/p/topics/{PUSH.topic}"
+    # What was written through the field table reads back through it as the file says.
+    live = subs.live_settings(created)
+    assert subs.diff(live, subs.desired_settings(PUSH, "https://worker.example")) == []
+
+
+def test_every_managed_field_round_trips_through_the_table() -> None:
+    values = {"ack_deadline_seconds": 77, "retry_policy.minimum_backoff_seconds": 3,
+              "retry_policy.maximum_backoff_seconds": 9, "dead_letter_policy.topic": "dl",
+              "dead_letter_policy.max_delivery_attempts": 7, "message_retention_seconds": 900,
+              "enable_exactly_once_delivery": True, "push_endpoint": "https://w.example/x",
+              "push_oidc_service_account": "sa@p.iam", "push_oidc_audience": "aud"}  # fmt: skip
+    assert set(values) == set(subs.BY_NAME)
+    subscription = Subscription()
+    subs.write(subscription, values, "p")
+    assert subs.live_settings(subscription) == values
+    assert subscription.dead_letter_policy.dead_letter_topic == "projects/p/topics/dl"

@@ -1,14 +1,19 @@
-"""What every ``hookpipe`` command shares: consoles, exit codes, reading the common options, and
-printing sender-controlled text safely. Commands live in :mod:`hookpipe_ops.cli.commands`, one
-module per group."""
+"""What every ``hookpipe`` command shares: consoles, exit codes, the options several commands
+take, and printing sender-controlled text safely. Each command group is a module beside this one.
+
+Options reach a command as typed parameters (functions-framework's ``_cli.py``); a group of
+options that together mean one thing reaches it as one value: ``--project/--file/--profile`` as a
+:class:`Target`, the dead-letter filters as a :class:`Selection`. Environment defaults are read by
+click's ``envvar=`` only.
+"""
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
-import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,10 +21,10 @@ from typing import Any
 import click
 import psycopg
 from google.cloud.pubsub_v1 import SubscriberClient
-from psycopg.conninfo import conninfo_to_dict
 from rich.console import Console
 from rich.markup import escape
 
+from hookpipe_ops.database import connect
 from hookpipe_ops.deadletters import Filters, parse_attribute_filters, parse_time
 from hookpipe_ops.errors import UsageError
 from hookpipe_ops.topology import DEFAULT_TOPOLOGY_FILE, Topology, load_topology
@@ -27,48 +32,16 @@ from hookpipe_ops.topology import DEFAULT_TOPOLOGY_FILE, Topology, load_topology
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIFF, EXIT_REPLAY_FAILED, EXIT_SMOKE_FAILED = 0, 1, 2, 3, 4, 5
 out = Console()
 err = Console(stderr=True)
+PROJECT_ENV = ("HOOKPIPE_PROJECT_ID", "GOOGLE_CLOUD_PROJECT")
+DATABASE_URL_ENV = "HOOKPIPE_DATABASE_URL"
 
 
-def project_id(args: argparse.Namespace) -> str:
-    project = (
-        args.project
-        or os.environ.get("HOOKPIPE_PROJECT_ID")
-        or os.environ.get("GOOGLE_CLOUD_PROJECT")
-    )
-    if not project:
-        raise UsageError("no project: pass --project or set HOOKPIPE_PROJECT_ID")
-    return str(project)
-
-
-def topology_of(args: argparse.Namespace) -> Topology:
-    return load_topology(args.file, profile=args.profile)
-
-
-def emit(args: argparse.Namespace, data: Any, render: Any) -> None:
-    if args.json:
+def emit(as_json: bool, data: Any, render: Callable[[], None]) -> None:
+    """``data`` as JSON with ``--json``, else what ``render`` prints."""
+    if as_json:
         print(json.dumps(data, indent=2, default=str))
     else:
         render()
-
-
-def filters_of(args: argparse.Namespace) -> Filters:
-    now = datetime.now(UTC)
-    try:
-        return Filters(
-            attributes=parse_attribute_filters(args.attr or []),
-            error_classes=frozenset(args.error_class or []),
-            sources=frozenset(args.source or []),
-            message_ids=frozenset(args.message_id or []),
-            since=parse_time(args.since, now) if args.since else None,
-            until=parse_time(args.until, now) if args.until else None,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def dlq_subscription(args: argparse.Namespace, topology: Topology) -> str:
-    name = args.subscription or topology.subscription("dead-letter-pull").name
-    return str(SubscriberClient.subscription_path(project_id(args), name))
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -88,58 +61,132 @@ def age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def archive_connection(args: argparse.Namespace) -> Any:
-    """A connection to the Postgres holding the dead-letter archive, or None when no database
-    URL was given (the archive is then left out)."""
-    url = args.database_url or os.environ.get("HOOKPIPE_DATABASE_URL")
-    if not url:
-        return None
-    return connect(url, "--database-url / HOOKPIPE_DATABASE_URL")
+@dataclass(frozen=True)
+class Target:
+    """Which project, and which subscription settings (file and profile), a command acts on."""
+
+    project: str | None
+    file: Path
+    profile: str | None
+
+    @property
+    def project_id(self) -> str:
+        if not self.project:
+            raise UsageError("no project: pass --project or set HOOKPIPE_PROJECT_ID")
+        return self.project
+
+    @functools.cached_property
+    def topology(self) -> Topology:
+        return load_topology(self.file, profile=self.profile)
 
 
-def connect(url: str, named: str) -> psycopg.Connection[Any]:
-    """``psycopg.connect(url)``; a URL libpq cannot parse is a usage error that never shows it
-    (libpq's message quotes the part it could not parse: often the password)."""
-    try:
-        conninfo_to_dict(url)
-    except psycopg.Error:
-        raise UsageError(
-            f"{named} is not a PostgreSQL URL libpq can parse (not shown: it holds the "
-            "password); percent-encode reserved characters: % as %25, @ as %40, / as %2F"
-        ) from None
-    return psycopg.connect(url, connect_timeout=10)
+@dataclass(frozen=True)
+class Selection:
+    """Which dead letters a command looks at: the filters, where live ones are read from, and
+    the archive's database (None: the archive is left out)."""
+
+    filters: Filters
+    subscription: str | None
+    database_url: str | None
+    scan_limit: int
+
+    def subscription_path(self, target: Target) -> str:
+        name = self.subscription or target.topology.subscription("dead-letter-pull").name
+        return str(SubscriberClient.subscription_path(target.project_id, name))
+
+    def archive(self) -> psycopg.Connection[Any] | None:
+        """A connection to the archive's database, or None when no URL was given."""
+        if not self.database_url:
+            return None
+        return connect(self.database_url, f"--database-url / {DATABASE_URL_ENV}")
+
+    def required_archive(self) -> psycopg.Connection[Any]:
+        """A connection to the archive's database, or a usage error saying how to give one."""
+        conn = self.archive()
+        if conn is None:
+            raise UsageError(f"--from-archive needs --database-url or {DATABASE_URL_ENV}")
+        return conn
 
 
 # -- options shared by several commands (click decorators) -------------------------------------
 type Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def _stack(*decorators: Decorator) -> Decorator:
-    def apply(function: Callable[..., Any]) -> Callable[..., Any]:
-        for decorator in reversed(decorators):
-            function = decorator(function)
-        return function
+def _combined(name: str, build: Callable[..., Any], *options: Decorator) -> Decorator:
+    """``options`` whose values reach the command as one parameter, ``name``, made by ``build``
+    from them (called with each option's value by its parameter name)."""
+
+    def probe() -> None:
+        pass
+
+    for option in options:
+        option(probe)
+    names = [param.name for param in getattr(probe, "__click_params__", [])]
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def wrapper(**params: Any) -> Any:
+            taken = {key: params.pop(key) for key in names}
+            return command(**params, **{name: build(**taken)})
+
+        for option in reversed(options):
+            wrapper = option(wrapper)  # type: ignore[assignment]
+        return wrapper
 
     return apply
 
 
 project_option = click.option(
     "--project",
-    envvar="HOOKPIPE_PROJECT_ID",
-    help="Google Cloud project (default: $HOOKPIPE_PROJECT_ID)",
+    envvar=list(PROJECT_ENV),
+    help="Google Cloud project (default: $HOOKPIPE_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)",
 )
-common_options = _stack(
+target_options = _combined(
+    "target",
+    Target,
     project_option,
     click.option(
         "--file",
-        type=click.Path(path_type=Path),
-        default=None,
-        help=f"subscription settings file (default: {DEFAULT_TOPOLOGY_FILE})",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="HOOKPIPE_TOPOLOGY_FILE",
+        default=DEFAULT_TOPOLOGY_FILE,
+        show_default=True,
+        help="subscription settings file ($HOOKPIPE_TOPOLOGY_FILE)",
     ),
     click.option("--profile", envvar="HOOKPIPE_PROFILE", help="a profile of the file, e.g. local"),
-    click.option("--json", "json", is_flag=True, help="machine-readable output"),
 )
-filter_options = _stack(
+json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+
+
+def _selection(
+    subscription: str | None,
+    attr: tuple[str, ...],
+    error_class: tuple[str, ...],
+    source: tuple[str, ...],
+    message_id: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    database_url: str | None,
+    scan_limit: int,
+) -> Selection:
+    now = datetime.now(UTC)
+    try:
+        filters = Filters(
+            attributes=parse_attribute_filters(attr),
+            error_classes=frozenset(error_class),
+            sources=frozenset(source),
+            message_ids=frozenset(message_id),
+            since=parse_time(since, now) if since else None,
+            until=parse_time(until, now) if until else None,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return Selection(filters, subscription, database_url, scan_limit)
+
+
+selection_options = _combined(
+    "selection",
+    _selection,
     click.option("--subscription", help="dead-letter subscription (default: the file's)"),
     click.option(
         "--attr",
@@ -154,8 +201,8 @@ filter_options = _stack(
     click.option("--until", help="published before: ISO 8601 or an age"),
     click.option(
         "--database-url",
-        envvar="HOOKPIPE_DATABASE_URL",
-        help="Postgres holding the dead-letter archive (default: $HOOKPIPE_DATABASE_URL)",
+        envvar=DATABASE_URL_ENV,
+        help=f"Postgres holding the dead-letter archive (default: ${DATABASE_URL_ENV})",
     ),
     click.option(
         "--scan-limit",
@@ -165,8 +212,3 @@ filter_options = _stack(
         help="look at no more than this many messages",
     ),
 )
-
-
-def as_args(params: dict[str, Any]) -> argparse.Namespace:
-    """click's parameters as the namespace the command functions read."""
-    return argparse.Namespace(**params)

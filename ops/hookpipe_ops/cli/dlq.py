@@ -1,184 +1,313 @@
-"""Dead-letter operations against Pub/Sub (the emulator or Google Cloud): one function each.
-
-Messages are pulled and *held* (ack deadline extended) while an operation looks at them, then
-released (ack deadline 0) unless the operation consumed them. Replay acks a message only after
-its republish is confirmed, so an interruption at any point loses nothing: at worst a message is
-replayed twice, which the worker's idempotent writes absorb.
-"""
+"""``hookpipe dlq``: dead letters, live (the pull subscription) and archived (Postgres)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
-from google.api_core.exceptions import DeadlineExceeded
-from google.cloud.pubsub_v1 import SubscriberClient
+import click
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from hookpipe.deadletters import DeadLetter
+from hookpipe.event import CE_ID
 
-from hookpipe_ops.deadletters import Filters, replayed_since
-from hookpipe_ops.errors import RepublishFailed
+from hookpipe_ops.cli.common import (
+    EXIT_OK,
+    EXIT_REPLAY_FAILED,
+    Selection,
+    Target,
+    age,
+    emit,
+    err,
+    json_option,
+    out,
+    safe,
+    selection_options,
+    target_options,
+)
+from hookpipe_ops.cli.tables import counts_table, peek_table
+from hookpipe_ops.dead_letter_archive import ArchivedLetters, archived, counts
+from hookpipe_ops.dead_letter_subscription import SubscriptionLetters, collect
+from hookpipe_ops.deadletters import stats
+from hookpipe_ops.errors import UsageError
+from hookpipe_ops.replay import Progress, ReplaySource, ReplaySummary, replay
 from hookpipe_ops.republish import Republisher
 
-PULL_BATCH = 100
-# An empty subscription answers a pull only when this runs out: it ends every scan.
-PULL_WAIT_SECONDS = 2
-# How long a message stays invisible to others while an operation looks at it. Kept short and
-# renewed while the operation runs, so messages held by a killed run reappear within this time.
-HOLD_SECONDS = 30
-RENEW_EVERY_SECONDS = 10
-MAX_ACK_IDS_PER_REQUEST = 1000  # a bound under Pub/Sub's 512 KB request size
+EXAMPLES = {
+    "stats": "hookpipe dlq stats --since 24h",
+    "peek": "hookpipe dlq peek --limit 5 --error-class RowRejected [--from-archive]",
+    "replay": "hookpipe dlq replay --error-class RowRejected --source leadprosper --dry-run",
+}
 
 
-@dataclass
-class _Held:
-    ack_id: str
-    letter: DeadLetter
+def _live_letters(target: Target, selection: Selection) -> list[DeadLetter]:
+    """The live dead letters the selection matches; looked at, then released."""
+    with SubscriberClient() as subscriber:
+        return collect(
+            subscriber,
+            selection.subscription_path(target),
+            selection.filters,
+            selection.scan_limit,
+        )
 
 
-@dataclass
-class Scan:
-    """Pulls every message once, holding each until released or acked."""
+def dlq_stats(target: Target, selection: Selection, as_json: bool) -> int:
+    found = stats(_live_letters(target, selection), datetime.now(UTC))
+    conn = selection.archive()
+    archived: dict[str, Any] | None = None
+    if conn is not None:
+        with conn:
+            archived = counts(conn)
+    data = {
+        "total": found.total,
+        "oldest_age_seconds": found.oldest_age_seconds,
+        **{f"by_{name}": by for name, by in found.by.items()},
+        "archive": archived,
+    }
 
-    subscriber: SubscriberClient
-    subscription: str
-    limit: int
-    held: dict[str, _Held] = field(default_factory=dict)
-    scanned: int = 0
-    renewed_at: float = field(default_factory=time.monotonic)
-
-    def keep_holding(self) -> None:
-        """Renew the hold on everything held, at most every RENEW_EVERY_SECONDS."""
-        if time.monotonic() - self.renewed_at < RENEW_EVERY_SECONDS or not self.held:
-            return
-        self._set_deadline([h.ack_id for h in self.held.values()], HOLD_SECONDS)
-        self.renewed_at = time.monotonic()
-
-    def _set_deadline(self, ack_ids: list[str], seconds: int) -> None:
-        for start in range(0, len(ack_ids), MAX_ACK_IDS_PER_REQUEST):
-            self.subscriber.modify_ack_deadline(
-                subscription=self.subscription,
-                ack_ids=ack_ids[start : start + MAX_ACK_IDS_PER_REQUEST],
-                ack_deadline_seconds=seconds,
+    def render() -> None:
+        if found.total == 0:
+            out.print("no dead letters")
+        else:
+            oldest = age(found.oldest_age_seconds) if found.oldest_age_seconds is not None else "—"
+            out.print(f"[bold]{found.total}[/] dead letters · oldest {oldest}")
+        if archived is None:
+            out.print("archive: not read (give --database-url or set HOOKPIPE_DATABASE_URL)")
+        elif archived["total"] == 0:
+            out.print("archive: no dead letters ever")
+        else:
+            out.print(
+                f"archive: [bold]{archived['total']}[/] dead letters ever, "
+                f"{archived['not_replayed']} not replayed; by reason: "
+                + ", ".join(f"{safe(k)} {v}" for k, v in archived["by_reason"].items())
             )
+        if found.total:
+            for title, by in found.by.items():
+                out.print(counts_table(title, by))
 
-    def __iter__(self) -> Iterator[DeadLetter]:
-        seen: set[str] = set()
-        while self.scanned < self.limit:
-            try:
-                response = self.subscriber.pull(
-                    subscription=self.subscription,
-                    max_messages=min(PULL_BATCH, self.limit - self.scanned),
-                    timeout=PULL_WAIT_SECONDS,
-                )
-            except DeadlineExceeded:
-                return
-            fresh = []
-            for received in response.received_messages:
-                message = received.message
-                if message.message_id in seen:  # redelivered while held: keep holding it
-                    if message.message_id in self.held:
-                        self.held[message.message_id].ack_id = received.ack_id
-                    continue
-                seen.add(message.message_id)
-                self.scanned += 1
-                letter = DeadLetter(
-                    message_id=message.message_id,
-                    publish_time=message.publish_time.astimezone(UTC),
-                    data=bytes(message.data),
-                    attributes=dict(message.attributes),
-                )
-                self.held[letter.message_id] = _Held(received.ack_id, letter)
-                fresh.append(letter)
-            self._set_deadline([r.ack_id for r in response.received_messages], HOLD_SECONDS)
-            if not fresh:
-                return
-            yield from fresh
-
-    def ack(self, letter: DeadLetter) -> None:
-        held = self.held.pop(letter.message_id)
-        self.subscriber.acknowledge(subscription=self.subscription, ack_ids=[held.ack_id])
-
-    def release_all(self) -> None:
-        self._set_deadline([h.ack_id for h in self.held.values()], 0)
-        self.held.clear()
+    emit(as_json, data, render)
+    return EXIT_OK
 
 
-def collect(
-    subscriber: SubscriberClient, subscription: str, filters: Filters, limit: int
-) -> list[DeadLetter]:
-    """The dead letters matching ``filters`` (at most ``limit`` scanned); nothing is consumed."""
-    scan = Scan(subscriber, subscription, limit)
-    try:
-        return [letter for letter in scan if filters.matches(letter)]
-    finally:
-        scan.release_all()
+def dlq_peek(
+    target: Target,
+    selection: Selection,
+    *,
+    limit: int,
+    width: int,
+    from_archive: bool,
+    include_replayed: bool,
+    as_json: bool,
+) -> int:
+    if from_archive:
+        with selection.required_archive() as conn:
+            letters = archived(
+                conn, selection.filters, include_replayed=include_replayed, limit=limit
+            )
+        title = f"{len(letters)} archived dead letters"
+    else:
+        letters = _live_letters(target, selection)[:limit]
+        title = f"{len(letters)} dead letters (released, not consumed)"
+    emit(
+        as_json,
+        [letter.as_dict(width) for letter in letters],
+        lambda: out.print(peek_table(letters, width, title)),
+    )
+    return EXIT_OK
 
 
-@dataclass
-class ReplaySummary:
-    scanned: int = 0
-    selected: int = 0
-    replayed: int = 0
-    failed: int = 0
-    # Replayed by this run and dead-lettered again before it ended: left for the next run.
-    failed_again: int = 0
-    letters: list[DeadLetter] = field(default_factory=list)
+def _progress_printer(as_json: bool) -> Progress:
+    """One stderr line per replayed message (none with --json)."""
 
-    def as_dict(self) -> dict[str, Any]:
-        """What ``--json`` prints of it."""
-        return {
-            "scanned": self.scanned,
-            "selected": self.selected,
-            "replayed": self.replayed,
-            "failed": self.failed,
-            "failed_again": self.failed_again,
-            "messages": [letter.as_dict(80) for letter in self.letters],
-        }
+    def progress(letter: DeadLetter, outcome: str) -> None:
+        if not as_json:
+            ce_id = letter.attributes.get(CE_ID, "")
+            err.print(safe(f"{letter.message_id} {letter.reason} {ce_id} → {outcome}"))
+
+    return progress
 
 
-def replay(
-    subscriber: SubscriberClient,
-    republisher: Republisher,
-    subscription: str,
-    filters: Filters,
+def dlq_replay(
+    target: Target,
+    selection: Selection,
     *,
     max_messages: int,
+    rate: float | None,
     dry_run: bool,
-    scan_limit: int,
-    on_progress: Callable[[DeadLetter, str], None] = lambda letter, outcome: None,
-) -> ReplaySummary:
-    summary = ReplaySummary()
-    started = datetime.now(UTC)
-    scan = Scan(subscriber, subscription, scan_limit)
-    try:
-        for letter in scan:
-            if not filters.matches(letter):
-                continue
-            if replayed_since(letter, started):
-                summary.failed_again += 1
-                continue  # held, then released untouched with the rest
-            if summary.selected >= max_messages:
-                continue
-            summary.selected += 1
-            summary.letters.append(letter)
-            if dry_run:
-                on_progress(letter, "would replay")
-                continue
-            republisher.wait_turn()
-            scan.keep_holding()
-            try:
-                new_id = republisher.republish(letter)
-            except RepublishFailed as exc:
-                summary.failed += 1
-                on_progress(letter, f"failed: {exc}")
-                continue
-            scan.ack(letter)  # only now: the republish is confirmed
-            summary.replayed += 1
-            on_progress(letter, f"replayed as {new_id}")
-    finally:
-        scan.release_all()
-        summary.scanned = scan.scanned
-    return summary
+    replay_all: bool,
+    topic: str | None,
+    from_archive: bool,
+    include_replayed: bool,
+    as_json: bool,
+) -> int:
+    if selection.filters.empty and not replay_all:
+        raise UsageError("replay needs a filter, or --all to replay every dead letter")
+    topic_path = PublisherClient.topic_path(
+        target.project_id, topic or target.topology.events_topic
+    )
+    # Each dead letter is acked (or its row stamped) only once its republish is confirmed:
+    # nothing is left to flush at exit.
+    with ExitStack() as stack:
+        source: ReplaySource
+        if from_archive:
+            conn = stack.enter_context(selection.required_archive())
+            republisher = Republisher(
+                stack.enter_context(PublisherClient()), topic_path, rate, "archive"
+            )
+            source = ArchivedLetters(
+                conn,
+                selection.filters,
+                include_replayed=include_replayed,
+                limit=max_messages,
+                now=republisher.now,
+            )
+        else:
+            subscriber = stack.enter_context(SubscriberClient())
+            republisher = Republisher(
+                stack.enter_context(PublisherClient()), topic_path, rate, "subscription"
+            )
+            source = SubscriptionLetters(
+                subscriber,
+                selection.subscription_path(target),
+                selection.filters,
+                selection.scan_limit,
+            )
+        summary = replay(
+            source,
+            republisher,
+            max_messages=max_messages,
+            dry_run=dry_run,
+            on_progress=_progress_printer(as_json),
+        )
+    data = {"from_archive": from_archive, "dry_run": dry_run, **summary.as_dict()}
+
+    def render() -> None:
+        where = "archive" if from_archive else f"scanned {summary.scanned}"
+        out.print(f"{where} · {replay_line(summary, dry_run, topic_path)}")
+        if summary.failed_again:
+            out.print(
+                f"{summary.failed_again} replayed message(s) were dead-lettered again during "
+                "this run and left in place: their cause is not fixed (`hookpipe dlq peek`)"
+            )
+
+    emit(as_json, data, render)
+    return EXIT_REPLAY_FAILED if summary.failed else EXIT_OK
+
+
+def replay_line(summary: ReplaySummary, dry_run: bool, topic: str) -> str:
+    """What a replay selected, replayed (or would) and failed, and where to."""
+    done = f"would replay {summary.selected}" if dry_run else f"replayed {summary.replayed}"
+    return f"selected {summary.selected} · {done} · failed {summary.failed} → {topic}"
+
+
+@click.group("dlq", help="Inspect and replay dead letters.")
+def group() -> None:
+    pass
+
+
+@group.command(
+    "stats",
+    help="Dead letters by reason, source and age, and the oldest one's age; the archive's "
+    "counts too, given a database URL.",
+    epilog=f"example: {EXAMPLES['stats']}",
+)
+@target_options
+@selection_options
+@json_option
+def stats_command(target: Target, selection: Selection, as_json: bool) -> int:
+    return dlq_stats(target, selection, as_json)
+
+
+@group.command(
+    "peek",
+    help="Show dead letters without consuming them (they are released), or archived ones.",
+    epilog=f"example: {EXAMPLES['peek']}",
+)
+@target_options
+@selection_options
+@json_option
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--width", type=int, default=200, show_default=True, help="payload characters shown")
+@click.option(
+    "--from-archive",
+    is_flag=True,
+    help="show the archive (hookpipe.dead_letters) instead, e.g. what Pub/Sub's 7-day retention "
+    "dropped; rows already replayed are left out",
+)
+@click.option("--include-replayed", is_flag=True, help="with --from-archive: also rows replayed")
+def peek_command(
+    target: Target,
+    selection: Selection,
+    limit: int,
+    width: int,
+    from_archive: bool,
+    include_replayed: bool,
+    as_json: bool,
+) -> int:
+    return dlq_peek(
+        target,
+        selection,
+        limit=limit,
+        width=width,
+        from_archive=from_archive,
+        include_replayed=include_replayed,
+        as_json=as_json,
+    )
+
+
+@group.command(
+    "replay",
+    help="Republish selected dead letters to the events topic, acking each only after its "
+    "republish is confirmed.",
+    epilog=f"example: {EXAMPLES['replay']}",
+)
+@target_options
+@selection_options
+@json_option
+@click.option(
+    "--max",
+    "max_messages",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="replay at most this many",
+)
+@click.option("--rate", type=float, default=None, help="messages per second at most")
+@click.option("--dry-run", is_flag=True, help="show what would be replayed")
+@click.option("--all", "replay_all", is_flag=True, help="allow replay without filters")
+@click.option("--topic", help="republish to this topic (default: the events topic)")
+@click.option(
+    "--from-archive",
+    is_flag=True,
+    help="replay from the archive (hookpipe.dead_letters), e.g. what Pub/Sub's 7-day retention "
+    "dropped; rows already replayed are skipped",
+)
+@click.option(
+    "--include-replayed",
+    is_flag=True,
+    help="with --from-archive: also rows replayed before (lands once all the same)",
+)
+def replay_command(
+    target: Target,
+    selection: Selection,
+    max_messages: int,
+    rate: float | None,
+    dry_run: bool,
+    replay_all: bool,
+    topic: str | None,
+    from_archive: bool,
+    include_replayed: bool,
+    as_json: bool,
+) -> int:
+    return dlq_replay(
+        target,
+        selection,
+        max_messages=max_messages,
+        rate=rate,
+        dry_run=dry_run,
+        replay_all=replay_all,
+        topic=topic,
+        from_archive=from_archive,
+        include_replayed=include_replayed,
+        as_json=as_json,
+    )

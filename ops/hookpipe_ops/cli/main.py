@@ -1,7 +1,8 @@
 """``hookpipe``: the operator CLI, on click. Works the same against the local emulator
 (``PUBSUB_EMULATOR_HOST`` set, e.g. ``source .hookpipe/dev.env``) and Google Cloud. Each command
-group is a module of :mod:`hookpipe_ops.cli.commands`; shared options and plumbing are in
-:mod:`hookpipe_ops.cli.common`.
+group is a module of :mod:`hookpipe_ops.cli` that turns options into typed parameters and calls
+one operation (modules of :mod:`hookpipe_ops` outside ``cli/``); shared options and plumbing are
+in :mod:`hookpipe_ops.cli.common`.
 
 Exit codes: 0 done (``diff``: no differences) · 1 Pub/Sub, database or unexpected error · 2 invalid
 usage or settings · 3 ``diff`` found differences · 4 ``replay`` left messages it could not
@@ -20,10 +21,10 @@ from google.api_core.exceptions import GoogleAPICallError
 from google.auth.exceptions import GoogleAuthError
 from hookpipe.logging import configure_logging
 
-from hookpipe_ops.cli.commands import dlq as dlq_commands
-from hookpipe_ops.cli.commands import reconcile as reconcile_commands
-from hookpipe_ops.cli.commands import smoke as smoke_commands
-from hookpipe_ops.cli.commands import subscriptions as subscription_commands
+from hookpipe_ops.cli import dlq as dlq_commands
+from hookpipe_ops.cli import reconcile as reconcile_commands
+from hookpipe_ops.cli import smoke as smoke_commands
+from hookpipe_ops.cli import subscriptions as subscription_commands
 from hookpipe_ops.cli.common import EXIT_ERROR, EXIT_USAGE, err, safe
 from hookpipe_ops.errors import TopologyError, UsageError
 

@@ -1,199 +1,251 @@
-"""Subscription settings: the file (desired) against Pub/Sub (live), field by field.
-
-Follows the Pub/Sub samples' ``update_subscription``: only the named fields change, sent with an
-update mask, and the settings are shown before and after.
-"""
+"""``hookpipe subscriptions``: live subscription settings against the settings file."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import json
 from typing import Any
 
+import click
 from google.cloud.pubsub_v1 import SubscriberClient
-from google.protobuf import duration_pb2, field_mask_pb2
-from google.pubsub_v1 import Subscription
-from hookpipe.text import is_ascii_digits
-from pydantic import ValidationError
 
-from hookpipe_ops.errors import TopologyError, UsageError
-from hookpipe_ops.topology import SubscriptionSpec, Topology
+from hookpipe_ops import subscription_settings as subs
+from hookpipe_ops.cli.common import (
+    EXIT_DIFF,
+    EXIT_OK,
+    Target,
+    emit,
+    err,
+    json_option,
+    out,
+    target_options,
+)
+from hookpipe_ops.cli.tables import settings_table
 
-# CLI field name -> (update-mask path, how to read it from a live Subscription)
-FIELDS: dict[str, str] = {
-    "ack_deadline_seconds": "ack_deadline_seconds",
-    "retry_policy.minimum_backoff_seconds": "retry_policy",
-    "retry_policy.maximum_backoff_seconds": "retry_policy",
-    "dead_letter_policy.topic": "dead_letter_policy",
-    "dead_letter_policy.max_delivery_attempts": "dead_letter_policy",
-    "message_retention_seconds": "message_retention_duration",
-    "enable_exactly_once_delivery": "enable_exactly_once_delivery",
-    "push_endpoint": "push_config",
-    "push_oidc_service_account": "push_config",
-    "push_oidc_audience": "push_config",
+EXAMPLES = {
+    "show": "hookpipe subscriptions show hookpipe-worker-push",
+    "diff": "hookpipe subscriptions diff --push-endpoint https://worker-xyz.a.run.app",
+    "apply": "hookpipe subscriptions apply --profile local",
+    "set": "hookpipe subscriptions set hookpipe-worker-push ack_deadline_seconds 120",
 }
+endpoint_option = click.option(
+    "--push-endpoint", envvar="WORKER_URL", help="the worker's base URL (default: $WORKER_URL)"
+)
+name_argument = click.argument("name", required=False)
 
 
-def _seconds(duration: Any) -> int | None:
-    if duration is None:
-        return None
-    if hasattr(duration, "total_seconds"):
-        return int(duration.total_seconds())
-    return int(duration.seconds)
+def _spec_keys(target: Target, name: str | None) -> list[str]:
+    """The file's keys of the subscription ``name`` (its name or its key), or of all of them."""
+    topology = target.topology
+    if name:
+        by_name = {spec.name: key for key, spec in topology.subscriptions.items()}
+        key = by_name.get(name, name)
+        topology.subscription(key)
+        return [key]
+    return list(topology.subscriptions)
 
 
-def live_settings(subscription: Subscription) -> dict[str, Any]:
-    """The settings hookpipe manages, read from a live subscription."""
-    retry = subscription.retry_policy if "retry_policy" in subscription else None
-    dead = subscription.dead_letter_policy if "dead_letter_policy" in subscription else None
-    push = subscription.push_config
-    oidc = push.oidc_token if push and "oidc_token" in push else None
-    return {
-        "ack_deadline_seconds": subscription.ack_deadline_seconds,
-        "retry_policy.minimum_backoff_seconds": _seconds(retry.minimum_backoff) if retry else None,
-        "retry_policy.maximum_backoff_seconds": _seconds(retry.maximum_backoff) if retry else None,
-        "dead_letter_policy.topic": dead.dead_letter_topic.rsplit("/", 1)[-1] if dead else None,
-        "dead_letter_policy.max_delivery_attempts": dead.max_delivery_attempts if dead else None,
-        "message_retention_seconds": _seconds(subscription.message_retention_duration),
-        "enable_exactly_once_delivery": subscription.enable_exactly_once_delivery,
-        "push_endpoint": push.push_endpoint or None,
-        "push_oidc_service_account": oidc.service_account_email if oidc else None,
-        "push_oidc_audience": oidc.audience if oidc else None,
+def _live(subscriber: SubscriberClient, project: str, name: str) -> dict[str, Any]:
+    path = subscriber.subscription_path(project, name)
+    return subs.live_settings(subscriber.get_subscription(subscription=path))
+
+
+def subscriptions_show(target: Target, name: str | None, as_json: bool) -> int:
+    specs = [target.topology.subscriptions[k] for k in _spec_keys(target, name)]
+    with SubscriberClient() as subscriber:
+        live = {spec.name: _live(subscriber, target.project_id, spec.name) for spec in specs}
+
+    def render() -> None:
+        for name, settings in live.items():
+            out.print(settings_table(name, list(settings.items()), ("field", "live")))
+
+    emit(as_json, live, render)
+    return EXIT_OK
+
+
+def _differences(
+    target: Target, name: str | None, push_endpoint: str | None, subscriber: SubscriberClient
+) -> dict[str, tuple[dict[str, Any], dict[str, Any], list[subs.Difference]]]:
+    result = {}
+    for key in _spec_keys(target, name):
+        spec = target.topology.subscriptions[key]
+        live = _live(subscriber, target.project_id, spec.name)
+        desired = subs.desired_settings(spec, push_endpoint)
+        result[spec.name] = (live, desired, subs.diff(live, desired))
+    return result
+
+
+def _warn(target: Target) -> None:
+    for warning in subs.check_topology(target.topology):
+        err.print(f"[yellow]warning:[/] {warning}")
+
+
+def subscriptions_diff(
+    target: Target, name: str | None, push_endpoint: str | None, as_json: bool
+) -> int:
+    _warn(target)
+    with SubscriberClient() as subscriber:
+        found = _differences(target, name, push_endpoint, subscriber)
+    data = {
+        name: [{"field": d.field, "live": d.live, "file": d.desired} for d in diffs]
+        for name, (_, _, diffs) in found.items()
     }
 
-
-def desired_settings(spec: SubscriptionSpec, push_base_url: str | None) -> dict[str, Any]:
-    """What the file says. ``None`` means the file leaves the field alone."""
-    endpoint = spec.push_endpoint
-    if endpoint is None and spec.push_path is not None and push_base_url:
-        endpoint = push_base_url.rstrip("/") + spec.push_path
-    retry, dead_letter = spec.retry_policy, spec.dead_letter_policy
-    return {
-        "ack_deadline_seconds": spec.ack_deadline_seconds,
-        "retry_policy.minimum_backoff_seconds": retry and retry.minimum_backoff_seconds,
-        "retry_policy.maximum_backoff_seconds": retry and retry.maximum_backoff_seconds,
-        "dead_letter_policy.topic": dead_letter and dead_letter.topic,
-        "dead_letter_policy.max_delivery_attempts": dead_letter
-        and dead_letter.max_delivery_attempts,
-        "message_retention_seconds": spec.message_retention_seconds,
-        "enable_exactly_once_delivery": spec.enable_exactly_once_delivery,
-        "push_endpoint": endpoint,
-        "push_oidc_service_account": spec.push_oidc_service_account,
-        "push_oidc_audience": spec.push_oidc_audience,
-    }
-
-
-@dataclass(frozen=True)
-class Difference:
-    field: str
-    live: Any
-    desired: Any
-
-
-def diff(live: Mapping[str, Any], desired: Mapping[str, Any]) -> list[Difference]:
-    return [
-        Difference(name, live.get(name), value)
-        for name, value in desired.items()
-        if value is not None and live.get(name) != value
-    ]
-
-
-def update_request(
-    project_id: str, name: str, settings: Mapping[str, Any], fields: set[str]
-) -> tuple[Subscription, field_mask_pb2.FieldMask]:
-    """A Subscription carrying ``settings`` for ``fields`` only, and the mask naming them."""
-    paths = sorted({FIELDS[f] for f in fields})
-    subscription = Subscription(name=SubscriberClient.subscription_path(project_id, name))
-    s = settings
-    if "ack_deadline_seconds" in paths:
-        subscription.ack_deadline_seconds = s["ack_deadline_seconds"]
-    if "retry_policy" in paths:
-        subscription.retry_policy.minimum_backoff = duration_pb2.Duration(
-            seconds=s["retry_policy.minimum_backoff_seconds"]
-        )
-        subscription.retry_policy.maximum_backoff = duration_pb2.Duration(
-            seconds=s["retry_policy.maximum_backoff_seconds"]
-        )
-    if "dead_letter_policy" in paths:
-        subscription.dead_letter_policy.dead_letter_topic = (
-            f"projects/{project_id}/topics/{s['dead_letter_policy.topic']}"
-        )
-        subscription.dead_letter_policy.max_delivery_attempts = s[
-            "dead_letter_policy.max_delivery_attempts"
-        ]
-    if "message_retention_duration" in paths:
-        subscription.message_retention_duration = duration_pb2.Duration(
-            seconds=s["message_retention_seconds"]
-        )
-    if "enable_exactly_once_delivery" in paths:
-        subscription.enable_exactly_once_delivery = s["enable_exactly_once_delivery"]
-    if "push_config" in paths:
-        subscription.push_config.push_endpoint = s["push_endpoint"] or ""
-        if s.get("push_oidc_service_account"):
-            subscription.push_config.oidc_token.service_account_email = s[
-                "push_oidc_service_account"
-            ]
-            subscription.push_config.oidc_token.audience = s.get("push_oidc_audience") or ""
-    return subscription, field_mask_pb2.FieldMask(paths=paths)
-
-
-def merged(live: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
-    """Live settings with the desired values laid over them (a mask path such as retry_policy
-    carries several fields; those the file does not name keep their live value)."""
-    return {k: (desired[k] if desired.get(k) is not None else live.get(k)) for k in live}
-
-
-def check_topology(topology: Topology) -> list[str]:
-    """Warnings about settings that are valid but risky."""
-    warnings = []
-    timeout = topology.worker_request_timeout_seconds
-    for key, spec in topology.subscriptions.items():
-        if spec.push_path is not None and spec.ack_deadline_seconds < timeout:
-            warnings.append(
-                f"{key}: ack_deadline_seconds ({spec.ack_deadline_seconds}) is shorter than the "
-                f"worker's request timeout ({timeout} s): Pub/Sub redelivers pushes the worker "
-                "may still commit, causing duplicate deliveries"
+    def render() -> None:
+        for name, (_, _, diffs) in found.items():
+            if not diffs:
+                out.print(f"{name}: matches the file")
+                continue
+            out.print(
+                settings_table(
+                    name, [(d.field, d.live, d.desired) for d in diffs], ("field", "live", "file")
+                )
             )
-    return warnings
+
+    emit(as_json, data, render)
+    return EXIT_DIFF if any(data.values()) else EXIT_OK
 
 
-def parse_value(field: str, value: str) -> Any:
-    """A value given on the command line for ``field``, as the live settings hold it."""
-    if field in (
-        "push_endpoint",
-        "push_oidc_service_account",
-        "push_oidc_audience",
-        "dead_letter_policy.topic",
-    ):
-        return value
-    if field == "enable_exactly_once_delivery":
-        if value.lower() not in ("true", "false"):
-            raise UsageError(f"{field}: expected true or false, got {value!r}")
-        return value.lower() == "true"
-    # isdigit() alone takes '²', which int() refuses.
-    if not is_ascii_digits(value):
-        raise UsageError(f"{field}: expected a whole number of seconds or attempts, got {value!r}")
-    return int(value)
+def subscriptions_apply(
+    target: Target, name: str | None, push_endpoint: str | None, as_json: bool
+) -> int:
+    project = target.project_id
+    _warn(target)
+    changes: dict[str, Any] = {}
+    with SubscriberClient() as subscriber:
+        found = _differences(target, name, push_endpoint, subscriber)
+        for sub_name, (live, desired, diffs) in found.items():
+            if not diffs:
+                changes[sub_name] = {"changed": []}
+                continue
+            fields = {d.field for d in diffs}
+            request, mask = subs.update_request(
+                project, sub_name, subs.merged(live, desired), fields
+            )
+            subscriber.update_subscription(subscription=request, update_mask=mask)
+            after = _live(subscriber, project, sub_name)
+            changes[sub_name] = {
+                "changed": sorted(fields),
+                "update_mask": list(mask.paths),
+                "before": {f: live[f] for f in sorted(fields)},
+                "after": {f: after[f] for f in sorted(fields)},
+            }
+
+    def render() -> None:
+        for sub_name, change in changes.items():
+            if not change["changed"]:
+                out.print(f"{sub_name}: already matches the file")
+                continue
+            out.print(
+                settings_table(
+                    f"{sub_name} (update mask: {', '.join(change['update_mask'])})",
+                    [(f, change["before"][f], change["after"][f]) for f in change["changed"]],
+                    ("field", "before", "after"),
+                )
+            )
+
+    emit(as_json, changes, render)
+    return EXIT_OK
 
 
-def validate(spec: SubscriptionSpec, settings: Mapping[str, Any]) -> None:
-    """Validate a live change with the same rules as the file, naming the field and range."""
-    raw = spec.model_dump(by_alias=True)
-    raw["ack_deadline_seconds"] = settings["ack_deadline_seconds"]
-    raw["message_retention_seconds"] = settings["message_retention_seconds"]
-    if settings.get("retry_policy.minimum_backoff_seconds") is not None:
-        raw["retry_policy"] = {
-            "minimum_backoff_seconds": settings["retry_policy.minimum_backoff_seconds"],
-            "maximum_backoff_seconds": settings["retry_policy.maximum_backoff_seconds"],
-        }
-    if settings.get("dead_letter_policy.topic") is not None:
-        raw["dead_letter_policy"] = {
-            "topic": settings["dead_letter_policy.topic"],
-            "max_delivery_attempts": settings["dead_letter_policy.max_delivery_attempts"],
-        }
-    try:
-        type(spec).model_validate(raw)
-    except ValidationError as exc:
-        raise TopologyError(
-            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        ) from None
+def subscriptions_set(
+    target: Target, name: str, field: str, text: str, push_endpoint: str | None, as_json: bool
+) -> int:
+    value = subs.parse_value(field, text)  # an unknown field is a usage error, named here
+    project = target.project_id
+    [key] = _spec_keys(target, name)
+    spec = target.topology.subscriptions[key]
+    with SubscriberClient() as subscriber:
+        live = _live(subscriber, project, spec.name)
+        candidate = subs.merged(live, {field: value})
+        subs.validate(spec, candidate)
+        request, mask = subs.update_request(project, spec.name, candidate, {field})
+        subscriber.update_subscription(subscription=request, update_mask=mask)
+        after = _live(subscriber, project, spec.name)
+    data = {
+        "subscription": spec.name,
+        "field": field,
+        "before": live[field],
+        "after": after[field],
+    }
+    file_value = subs.desired_settings(spec, push_endpoint).get(field)
+
+    def render() -> None:
+        out.print(
+            settings_table(
+                spec.name,
+                [(field, live[field], after[field])],
+                ("field", "before", "after"),
+            )
+        )
+
+    emit(as_json, data, render)
+    if file_value is not None and file_value != after[field]:
+        err.print(
+            f"[yellow]warning:[/] {spec.name} now drifts from {target.file}; "
+            f"to keep this value, set subscriptions.{key}.{field} = "
+            f"{json.dumps(after[field])} (it is {json.dumps(file_value)}), "
+            "or run `hookpipe subscriptions apply` to go back"
+        )
+    return EXIT_OK
+
+
+@click.group("subscriptions", help="Tune subscriptions from the settings file.")
+def group() -> None:
+    pass
+
+
+@group.command(
+    "show", help="Live settings of the file's subscriptions.", epilog=f"example: {EXAMPLES['show']}"
+)
+@target_options
+@json_option
+@endpoint_option
+@name_argument
+def show_command(target: Target, name: str | None, push_endpoint: str | None, as_json: bool) -> int:
+    return subscriptions_show(target, name, as_json)
+
+
+@group.command(
+    "diff",
+    help="Live settings against the file, field by field (exit code 3 when they differ).",
+    epilog=f"example: {EXAMPLES['diff']}",
+)
+@target_options
+@json_option
+@endpoint_option
+@name_argument
+def diff_command(target: Target, name: str | None, push_endpoint: str | None, as_json: bool) -> int:
+    return subscriptions_diff(target, name, push_endpoint, as_json)
+
+
+@group.command(
+    "apply",
+    help="Update only the fields that differ from the file (with an update mask), showing "
+    "before and after.",
+    epilog=f"example: {EXAMPLES['apply']}",
+)
+@target_options
+@json_option
+@endpoint_option
+@name_argument
+def apply_command(
+    target: Target, name: str | None, push_endpoint: str | None, as_json: bool
+) -> int:
+    return subscriptions_apply(target, name, push_endpoint, as_json)
+
+
+@group.command(
+    "set",
+    help="Emergency change of one live field; warns that the file now drifts.",
+    epilog=f"example: {EXAMPLES['set']}",
+)
+@target_options
+@json_option
+@endpoint_option
+@click.argument("name")
+@click.argument("field")
+@click.argument("value")
+def set_command(
+    target: Target, name: str, field: str, value: str, push_endpoint: str | None, as_json: bool
+) -> int:
+    return subscriptions_set(target, name, field, value, push_endpoint, as_json)

@@ -22,7 +22,8 @@ from hookpipe.logging import log_event
 from hookpipe.sources import load_source_configs
 from rich.table import Table
 
-from hookpipe_ops.cli.common import EXIT_ERROR, EXIT_OK, connect, err, out, safe
+from hookpipe_ops.cli.common import DATABASE_URL_ENV, EXIT_ERROR, EXIT_OK, err, out, safe
+from hookpipe_ops.database import connect
 from hookpipe_ops.deadletters import parse_time
 from hookpipe_ops.errors import UsageError
 from hookpipe_ops.leadprosper_api import DEFAULT_API_URL, LeadProsperApi
@@ -30,7 +31,7 @@ from hookpipe_ops.reconcile import ReconcileReport, reconcile
 from hookpipe_ops.reconcile_ledger import Lease, LeaseHeld, PostgresLedger
 from hookpipe_ops.topology import DEFAULT_TOPOLOGY_FILE, load_topology
 
-DEFAULT_SOURCES_FILE = Path(__file__).resolve().parents[4] / "infra/sources.toml"
+DEFAULT_SOURCES_FILE = Path(__file__).resolve().parents[3] / "infra/sources.toml"
 PUBLISH_TIMEOUT_SECONDS = 30.0
 EXIT_LEASE_HELD = 6  # another run is reconciling this source: this one did nothing
 logger = logging.getLogger("hookpipe.reconcile")
@@ -61,9 +62,7 @@ def group() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @click.option("--topic", help="publish to this topic [default: the events topic]")
-@click.option(
-    "--database-url", envvar="HOOKPIPE_DATABASE_URL", help="Postgres the sinks' events are in"
-)
+@click.option("--database-url", envvar=DATABASE_URL_ENV, help="Postgres the sinks' events are in")
 @click.option(
     "--api-url", envvar="HOOKPIPE_LEADPROSPER_API_URL", default=DEFAULT_API_URL, show_default=True
 )
@@ -96,7 +95,7 @@ def leadprosper(
     if not api_key:
         raise UsageError("set HOOKPIPE_LEADPROSPER_API_KEY (LeadProsper's account API key)")
     if not database_url:
-        raise UsageError("set HOOKPIPE_DATABASE_URL (or --database-url): what landed is compared")
+        raise UsageError(f"set {DATABASE_URL_ENV} (or --database-url): what landed is compared")
     if config.current_state is None:
         raise UsageError(f"{sources_file}: leadprosper has no [current_state] for the figures")
     now = datetime.now(UTC)
@@ -115,7 +114,7 @@ def leadprosper(
         api_url, api_key, config.reconcile.requests_per_minute, config.reconcile.timezone
     )
     events_topic = topic or load_topology(DEFAULT_TOPOLOGY_FILE).events_topic
-    conn = connect(database_url, "--database-url / HOOKPIPE_DATABASE_URL")
+    conn = connect(database_url, f"--database-url / {DATABASE_URL_ENV}")
     conn.autocommit = True  # the lease is seen by other runs at once; reads hold no transaction
     lease = Lease(
         conn, "reconcile:leadprosper", f"{socket.gethostname()}:{os.getpid()}:{now:%H%M%S}"

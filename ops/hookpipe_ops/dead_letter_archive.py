@@ -1,25 +1,24 @@
-"""The dead-letter archive (``hookpipe.dead_letters`` in Postgres) for the operator CLI: one
-function per operation. The worker writes it (``hookpipe_worker.archive``); here it is read, and
-replayed from when Pub/Sub's 7-day retention has already dropped a dead letter.
+"""The dead-letter archive (``hookpipe.dead_letters`` in Postgres) as operators look at it. The
+worker writes it; here it is read, and replayed from when Pub/Sub's 7-day retention has already
+dropped a dead letter.
 
-A replay from the archive republishes the archived data the way a live replay does
-(``hookpipe_ops.republish``: paced, the same attributes, confirmed, one audit line each), then
-stamps the row ``replayed_at``. Event ids are idempotent, so replaying one
-twice (a run killed before the stamp, or ``--include-replayed``) still lands it once.
+A replay from the archive is the same loop as a live one (:func:`hookpipe_ops.replay.replay`:
+paced, the same attributes, confirmed, one audit line each); the row is stamped ``replayed_at``
+after. Event ids are idempotent, so replaying one twice (a run killed before the stamp, or
+``--include-replayed``) still lands it once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from hookpipe.deadletters import DeadLetter
 from psycopg import sql
 
 from hookpipe_ops.deadletters import Filters
-from hookpipe_ops.errors import RepublishFailed
-from hookpipe_ops.republish import Republisher
 
 # What a peek reads of each archived message's data: enough for its preview (a typical event
 # whole, so JSON is shown compacted), never a 9 MiB body per row.
@@ -104,49 +103,38 @@ def counts(conn: Any) -> dict[str, Any]:
     }
 
 
-@dataclass
-class ArchiveReplay:
-    selected: int = 0
-    replayed: int = 0
-    failed: int = 0
-    letters: list[DeadLetter] = field(default_factory=list)
+class ArchivedLetters:
+    """The archive as a :class:`~hookpipe_ops.replay.ReplaySource`: the first ``limit`` rows
+    ``filters`` select, listed with a preview of their data; each one's whole data is read for
+    its own publish only, and its row stamped ``replayed_at`` once that publish is confirmed."""
 
-    def as_dict(self) -> dict[str, Any]:
-        """What ``--json`` prints of it."""
-        return {
-            "selected": self.selected,
-            "replayed": self.replayed,
-            "failed": self.failed,
-            "messages": [letter.as_dict(80) for letter in self.letters],
-        }
+    def __init__(
+        self,
+        conn: Any,
+        filters: Filters,
+        *,
+        include_replayed: bool,
+        limit: int,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._conn = conn
+        self._now = now
+        self._letters = archived(conn, filters, include_replayed=include_replayed, limit=limit)
+        self.scanned = len(self._letters)
 
+    def __iter__(self) -> Iterator[DeadLetter]:
+        return iter(self._letters)
 
-def replay(
-    conn: Any,
-    republisher: Republisher,
-    letters: Sequence[DeadLetter],
-    *,
-    dry_run: bool,
-    on_progress: Callable[[DeadLetter, str], None] | None = None,
-) -> ArchiveReplay:
-    summary = ArchiveReplay(selected=len(letters), letters=list(letters))
-    if dry_run:
-        return summary
-    for listed in letters:
-        republisher.wait_turn()
-        # Listed with a preview of its data: the whole of it is read for its own publish only.
-        (data,) = conn.execute(DATA_OF, (listed.message_id,)).fetchone()
-        letter = replace(listed, data=bytes(data))
-        try:
-            republisher.republish(letter)
-        except RepublishFailed as exc:  # counted and reported (exit 4); the row stays unreplayed
-            summary.failed += 1
-            if on_progress:
-                on_progress(letter, f"not replayed: {exc}")
-            continue
-        conn.execute(MARK_REPLAYED, (republisher.now(), letter.message_id))
-        conn.commit()
-        summary.replayed += 1
-        if on_progress:
-            on_progress(letter, "replayed")
-    return summary
+    def keep_holding(self) -> None:
+        pass  # nothing holds a row: another replay of it lands once all the same
+
+    def whole(self, letter: DeadLetter) -> DeadLetter:
+        (data,) = self._conn.execute(DATA_OF, (letter.message_id,)).fetchone()
+        return replace(letter, data=bytes(data))
+
+    def replayed(self, letter: DeadLetter) -> None:
+        self._conn.execute(MARK_REPLAYED, (self._now(), letter.message_id))
+        self._conn.commit()
+
+    def release(self) -> None:
+        pass

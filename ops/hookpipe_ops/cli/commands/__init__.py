@@ -1,1 +1,0 @@
-"""The ``hookpipe`` command groups, one module each."""
