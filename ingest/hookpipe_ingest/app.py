@@ -27,6 +27,7 @@ from hookpipe.tracing import new_trace, parse_trace
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from hookpipe_ingest import bootstrap
 from hookpipe_ingest.accept import accept
 from hookpipe_ingest.auth import WebhookRequest
 from hookpipe_ingest.errors import (
@@ -36,10 +37,9 @@ from hookpipe_ingest.errors import (
     Unavailable,
 )
 from hookpipe_ingest.keeper import EventKeeper
-from hookpipe_ingest.publisher import EventPublisher, PubSubPublisher
+from hookpipe_ingest.ports import EventPublisher, Spool
 from hookpipe_ingest.settings import IngestSettings
 from hookpipe_ingest.sources import Source, load_sources
-from hookpipe_ingest.spool import GcsSpool, Spool
 
 logger = logging.getLogger("hookpipe.ingest")
 WEBHOOK_PREFIX = "/webhooks/"
@@ -238,33 +238,19 @@ def create_app(
     sources: dict[str, Source] | None = None,
     clock: Callable[[], datetime] = _utc_now,
 ) -> IngestApp:
-    """Wire ingest: logging, sources (with secrets), the publisher and spool adapters."""
+    """Wire ingest: logging, sources (with secrets), and the publisher and spool adapters
+    (:mod:`hookpipe_ingest.bootstrap`'s unless given)."""
     configure_logging(settings.project_id, settings.log_level)
     if sources is None:
         sources = load_sources(settings.sources_file, os.environ)
 
-    def pubsub_publisher() -> EventPublisher:
-        return PubSubPublisher(
-            f"projects/{settings.project_id}/topics/{settings.events_topic}",
-            timeout_seconds=settings.publish_timeout_seconds,
-            retry_after_seconds=settings.retry_after_seconds,
-            max_pending=settings.max_pending_publishes,
-            max_concurrent=settings.publish_max_concurrent,
-            max_delay_seconds=settings.publish_max_delay_ms / 1000,
-        )
-
-    def gcs_spool() -> Spool:
-        assert settings.spool_bucket is not None
-        return GcsSpool(
-            settings.spool_bucket,
-            project_id=settings.project_id,
-            timeout_seconds=settings.spool_timeout_seconds,
-            emulator_host=os.environ.get("STORAGE_EMULATOR_HOST"),
-        )
-
-    if spool_factory is None and settings.spool_bucket is not None:
-        spool_factory = gcs_spool
-    return IngestApp(settings, sources, publisher_factory or pubsub_publisher, clock, spool_factory)
+    return IngestApp(
+        settings,
+        sources,
+        publisher_factory or bootstrap.default_publisher(settings),
+        clock,
+        spool_factory or bootstrap.default_spool(settings),
+    )
 
 
 __all__ = ["IngestApp", "create_app", "read_body", "response_for"]

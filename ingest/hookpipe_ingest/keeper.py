@@ -25,8 +25,7 @@ from typing import Literal
 from hookpipe.event import WebhookEvent, to_message
 
 from hookpipe_ingest.errors import SpoolUnavailable, Unavailable
-from hookpipe_ingest.publisher import EventPublisher
-from hookpipe_ingest.spool import Spool
+from hookpipe_ingest.ports import EventPublisher, Spool
 
 
 @dataclass(frozen=True, slots=True)

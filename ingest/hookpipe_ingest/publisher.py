@@ -47,19 +47,6 @@ new_raw_message = cast(Callable[..., RawMessage], PubsubMessage.pb())
 new_raw_request = PublishRequest.pb()
 
 
-class EventPublisher(Protocol):
-    async def publish(self, event: WebhookEvent) -> str:
-        """Publish ``event``; return the Pub/Sub message id once Pub/Sub has confirmed it.
-
-        Raises :class:`Unavailable` when Pub/Sub does not confirm within the deadline.
-        """
-        ...
-
-    async def ready(self) -> bool:
-        """Whether the topic is reachable now."""
-        ...
-
-
 def _message_size(message: RawMessage) -> int:
     return len(message.data) + sum(len(k) + len(v) for k, v in message.attributes.items()) + 64
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from google.api_core.exceptions import GoogleAPIError, NotFound, PreconditionFailed
 from google.auth.exceptions import GoogleAuthError
@@ -66,12 +66,6 @@ def decode(blob: bytes) -> tuple[bytes, dict[str, str]]:
     ):
         raise BadSpoolObject("not a spooled message: attributes are not strings")
     return data, attributes
-
-
-class Spool(Protocol):
-    async def put(self, event_id: str, data: bytes, attributes: Mapping[str, str]) -> None:
-        """Keep the message durably; raise :class:`SpoolUnavailable` when it could not."""
-        ...
 
 
 class GcsSpool:
