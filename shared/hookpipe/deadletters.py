@@ -19,7 +19,7 @@ PUBSUB_DEAD_LETTER_ATTRIBUTES = (
     "CloudPubSubDeadLetterSourceSubscriptionProject",
     "CloudPubSubDeadLetterSourceTopicPublishTime",
 )
-# Added by the worker when it dead-letters a permanent failure (hookpipe_worker.dead_letter_topic).
+# Added by the worker when it dead-letters a permanent failure (hookpipe_worker.dead_letters).
 # Why this failure happened: a replay drops them, and a new failure writes its own.
 REASON_ATTRIBUTES = (
     "hookpipe-error-class",

@@ -54,9 +54,8 @@ async def commit(
 
     bigquery = BigQuerySink(stack.bq, f"{stack.project_id}.hookpipe.raw_events", 10.0)
     writer = BatchWriter(
-        PostgresSink(pool),
+        PostgresSink(pool, SOURCES),
         bigquery,
-        SOURCES,
         retry_seconds=retry_seconds,
         deadline_seconds=45,
         on_retry=record,

@@ -49,9 +49,9 @@ class CommitLost:
 async def commit(stack: StackHandle, row: EventRow, *, lose_commit: bool = False) -> bool:
     pool = create_pool(stack.stack.postgres.url, min_size=1, max_size=1, timeout=5)
     await pool.open()
-    sink = PostgresSink(pool)
+    sink = PostgresSink(pool, SOURCES)
     bigquery = BigQuerySink(stack.bq, f"{stack.project_id}.hookpipe.raw_events", 10.0)
-    writer = BatchWriter(CommitLost(sink) if lose_commit else sink, bigquery, SOURCES,
+    writer = BatchWriter(CommitLost(sink) if lose_commit else sink, bigquery,
                          retry_seconds=0, deadline_seconds=45)  # fmt: skip
     try:
         result = await writer.commit([row])

@@ -120,15 +120,11 @@ def test_a_key_whose_state_postgres_refuses_fails_alone(stack: StackHandle) -> N
     from pathlib import Path
 
     from hookpipe.sources import load_source_configs
-    from hookpipe_worker.sinks.current_state import CurrentStateTable
 
     from tests.events import lead_row
 
     config = load_source_configs(Path(__file__).parents[2] / "infra/sources.toml")["leadprosper"]
     assert config.current_state is not None
-    table = CurrentStateTable(
-        "leadprosper", config.current_state, {n: c.type for n, c in config.columns.items()}
-    )
     tag = uuid.uuid4().hex[:8]
     good = [lead_row(f"cs-{tag}-{i}", lead_id=f"CS-{tag}-{i}") for i in range(3)]
     tiny = lead_row(f"cs-{tag}-tiny", lead_id=f"CS-{tag}-tiny")
@@ -140,8 +136,9 @@ def test_a_key_whose_state_postgres_refuses_fails_alone(stack: StackHandle) -> N
         pool = create_pool(stack.stack.postgres.url, min_size=1, max_size=1, timeout=5)
         await pool.open()
         try:
-            async with PostgresSink(pool).transaction() as tx:
-                return await tx.upsert_current_state(table, [*good, tiny, long_key])
+            async with PostgresSink(pool, {"leadprosper": config}).transaction() as tx:
+                refused = await tx.upsert_current_state([*good, tiny, long_key])
+                return dict(refused["leadprosper"])
         finally:
             await pool.close()
 

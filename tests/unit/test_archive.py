@@ -6,8 +6,9 @@ import base64
 import json
 from datetime import UTC, datetime
 
-from hookpipe_worker.archive import archive_record, bigquery_archive_row
+from hookpipe_worker.dead_letters import archive_record
 from hookpipe_worker.delivery import Delivery
+from hookpipe_worker.sinks.archive import bigquery_archive_row
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 EVENT = {

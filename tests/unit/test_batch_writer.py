@@ -17,7 +17,7 @@ import pytest
 from hookpipe.sources import SourceConfig, load_source_configs
 from hookpipe_worker.errors import RowRejected, SinkInterrupted, SinkUnavailable, WorkerError
 from hookpipe_worker.rows import EventRow
-from hookpipe_worker.sinks.current_state import CurrentStateTable
+from hookpipe_worker.sinks.current_state import current_state_tables
 from hookpipe_worker.writer import FIRST_RETRY_DELAY, BatchWriter
 
 from tests.events import lead_row
@@ -43,6 +43,7 @@ class FakeStore:
     failed_commits: int = 0  # transactions whose commit is lost with the connection
     broken: SinkUnavailable | None = None  # a failure waiting cannot fix
     transactions: int = 0
+    sources: Mapping[str, SourceConfig] = field(default_factory=lambda: SOURCES)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[FakeTransaction]:
@@ -91,15 +92,18 @@ class FakeTransaction:
             ):
                 self.staged[row.event_id] = row
 
-    async def upsert_current_state(
-        self, table: CurrentStateTable, rows: Sequence[EventRow]
-    ) -> dict[str, str]:
-        refused: dict[str, str] = {}
-        for row in rows:
-            if row.source == table.source:
-                key = row.columns[table.spec.key]
+    async def upsert_current_state(self, rows: Sequence[EventRow]) -> dict[str, dict[str, str]]:
+        """Per source with a current-state table (as the Postgres adapter builds them from the
+        sources), each row's key moves unless the store refuses it."""
+        refused: dict[str, dict[str, str]] = {}
+        for source, config in self.store.sources.items():
+            if config.current_state is None:
+                continue
+            refused[source] = {}
+            for row in (r for r in rows if r.source == source):
+                key = row.columns[config.current_state.key]
                 if key in self.store.refuse_keys:
-                    refused[row.event_id] = "numeric field overflow (SQLSTATE 22003)"
+                    refused[source][row.event_id] = "numeric field overflow (SQLSTATE 22003)"
                 else:
                     self.state.setdefault(key, []).append(row.event_id)
         return refused
@@ -148,14 +152,12 @@ def writer_for(
     *,
     retry_seconds: float = 10.0,
     deadline_seconds: float = 45.0,
-    sources: Mapping[str, SourceConfig] = SOURCES,
 ) -> tuple[BatchWriter, FakeClock, list[tuple[int, str]]]:
     clock = FakeClock()
     retries: list[tuple[int, str]] = []
     writer = BatchWriter(
         store,
         row_log,
-        sources,
         retry_seconds=retry_seconds,
         deadline_seconds=deadline_seconds,
         on_retry=lambda attempt, exc, _: retries.append((attempt, type(exc).__name__)),
@@ -284,17 +286,13 @@ def test_a_redelivered_duplicate_in_one_batch_is_written_once() -> None:
     assert sorted(row_log.inserts) == ["a", "b"]
 
 
-def test_only_sources_with_a_current_state_table_are_folded() -> None:
+def test_only_sources_with_a_current_state_table_get_an_upsert() -> None:
+    """The Postgres adapter's tables (the writer hands every committed row to the port)."""
     sources = {
         **SOURCES,
         "no-state": SOURCES["leadprosper"].model_copy(update={"current_state": None}),
     }
-    other = lead_row("x", at=T0, source="no-state")
-    store, row_log = FakeStore(), FakeRowLog()
-    writer, _, _ = writer_for(store, row_log, sources=sources)
-
-    assert asyncio.run(writer.commit([other, lead("a")])) == {"a": None, "x": None}
-    assert store.current_state == {"L1": ["a"]}
+    assert [t.source for t in current_state_tables(sources)] == ["leadprosper"]
 
 
 def test_a_key_whose_state_the_store_refuses_is_reported_and_fails_nothing() -> None:
@@ -303,7 +301,6 @@ def test_a_key_whose_state_the_store_refuses_is_reported_and_fails_nothing() -> 
     writer = BatchWriter(
         store,
         row_log,
-        SOURCES,
         retry_seconds=1.0,
         deadline_seconds=45.0,
         on_state_refused=lambda source, refused: reported.append((source, dict(refused))),

@@ -18,7 +18,7 @@ from google.api_core.exceptions import BadRequest
 from hookpipe.event import WebhookEvent
 from hookpipe.problems import BODY, Problem, storable
 from hookpipe.sources import load_source_configs
-from hookpipe_worker.archive import ArchivedDeadLetter, bigquery_archive_row
+from hookpipe_worker.dead_letters import ArchivedDeadLetter
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import RowRejected
 from hookpipe_worker.rows import (
@@ -29,6 +29,7 @@ from hookpipe_worker.rows import (
     build_row,
     size_bound,
 )
+from hookpipe_worker.sinks.archive import bigquery_archive_row
 from hookpipe_worker.sinks.bigquery import MAX_ROWS_PER_REQUEST, BigQuerySink, requests
 from hypothesis import given, settings
 from hypothesis import strategies as st

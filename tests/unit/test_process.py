@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hookpipe.event import to_message
 from hookpipe.sources import load_source_configs
-from hookpipe_worker.archive import ArchivedDeadLetter
+from hookpipe_worker.dead_letters import ArchivedDeadLetter
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import (
     Overloaded,
@@ -20,7 +20,7 @@ from hookpipe_worker.errors import (
     UndecodableDelivery,
     UnknownSource,
 )
-from hookpipe_worker.process import Commit, DeadLetter, Processor, Push, decide
+from hookpipe_worker.process import Commit, Processor, Push, ToDeadLetterTopic, decide
 from hookpipe_worker.rows import EventRow
 
 from tests.events import event_envelope, push_envelope, webhook_event
@@ -77,7 +77,7 @@ def test_an_event_becomes_a_row_marked_where_a_value_does_not_convert() -> None:
 )
 def test_what_is_not_a_hookpipe_event_is_a_dead_letter(body: bytes, error: type[Exception]) -> None:
     decision = decide(Push(body, {"content-type": "application/json"}), SOURCES)
-    assert isinstance(decision, DeadLetter)
+    assert isinstance(decision, ToDeadLetterTopic)
     assert isinstance(decision.error, error)
     if error is UndecodableDelivery:
         assert decision.delivery.data == body  # kept as it came, for the dead letter

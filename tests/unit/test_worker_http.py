@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from hookpipe_worker.app import WorkerApp, create_app
-from hookpipe_worker.archive import ArchivedDeadLetter
 from hookpipe_worker.bootstrap import Adapters
+from hookpipe_worker.dead_letters import ArchivedDeadLetter
 from hookpipe_worker.delivery import Delivery
 from hookpipe_worker.errors import PushForbidden, RowRejected, SinkUnavailable, WorkerError
 from hookpipe_worker.rows import EventRow
@@ -248,7 +248,7 @@ def test_routes(writer: FakeWriter, dead: FakeDeadLetters) -> None:
 
 def test_dead_letter_reason_attributes_keep_the_message_history() -> None:
     from hookpipe.deadletters import WORKER_ATTRIBUTES
-    from hookpipe_worker.dead_letter_topic import reason_attributes
+    from hookpipe_worker.dead_letters import reason_attributes
 
     now = datetime(2026, 11, 26, tzinfo=UTC)
     first = Delivery(b"", {}, message_id="m-1", delivery_attempt=3)

@@ -7,7 +7,7 @@ group-commit batcher and the use case are built there (``hookpipe_worker.bootstr
 serving process on first use.
 
 Routes: ``POST /pubsub/push`` (events), ``POST /pubsub/dead-letters`` (the dead-letter archive:
-hookpipe_worker.archive), ``GET /healthz``, ``GET /readyz``.
+hookpipe_worker.sinks.archive), ``GET /healthz``, ``GET /readyz``.
 
 Outcomes: 204 committed (both sinks, marked where something could not be understood) · 204
 dead-lettered (permanent failure, published to the dead-letter topic with its reason first) · 204

@@ -18,15 +18,16 @@ from hookpipe.logging import log_event
 from hookpipe.problems import clip
 from hookpipe.sources import SourceConfig
 
-from hookpipe_worker.archive import ArchiveSink, DeadLetterArchive
-from hookpipe_worker.dead_letter_topic import DeadLetterSink, PubSubDeadLetters
 from hookpipe_worker.errors import Overloaded, ShuttingDown, WorkerError, error_class
+from hookpipe_worker.ports import Archive, DeadLetterTopic, RowWriter
 from hookpipe_worker.process import Processor
 from hookpipe_worker.rows import EventRow
 from hookpipe_worker.settings import WorkerSettings
+from hookpipe_worker.sinks.archive import DeadLetterArchive
 from hookpipe_worker.sinks.bigquery import BigQuerySink
+from hookpipe_worker.sinks.dead_letter_topic import PubSubDeadLetters
 from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
-from hookpipe_worker.writer import BatchWriter, RowWriter
+from hookpipe_worker.writer import BatchWriter
 
 logger = logging.getLogger("hookpipe.worker")
 # A log line names at most this many event ids: Cloud Logging drops an entry over 256 KB.
@@ -38,10 +39,10 @@ class Adapters:
     """The worker's I/O, created once per process."""
 
     writer: RowWriter
-    dead_letters: DeadLetterSink
+    dead_letters: DeadLetterTopic
     open: Callable[[], Awaitable[None]]
     ready: Callable[[], Awaitable[bool]]
-    archive: ArchiveSink
+    archive: Archive
 
 
 @dataclass
@@ -112,7 +113,7 @@ def default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfi
         sslrootcert=str(settings.database_sslrootcert) if settings.database_sslrootcert else None,
     )
     bq_client = bigquery_client(settings.project_id, settings.bigquery_endpoint)
-    postgres = PostgresSink(pool)
+    postgres = PostgresSink(pool, sources)
     bq = BigQuerySink(bq_client, settings.bigquery_table_id, settings.bigquery_timeout_seconds)
     dead_letters = PubSubDeadLetters(
         settings.project_id,
@@ -158,7 +159,6 @@ def default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfi
     writer = BatchWriter(
         postgres,
         bq,
-        sources,
         retry_seconds=settings.postgres_retry_seconds,
         deadline_seconds=settings.commit_deadline_seconds,
         on_retry=on_retry,

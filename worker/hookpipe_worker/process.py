@@ -11,7 +11,7 @@ envelope without hookpipe's attributes, a source this worker does not know) is a
 * ``committed``      the row is in both sinks (group commit: ``hookpipe_worker.writer``);
 * ``dead-lettered``  published to the dead-letter topic with its reason — also a row a sink
                      refused for its values even after marking (``RowRejected``);
-* ``archived``       a dead letter kept in the archive (``hookpipe_worker.archive``);
+* ``archived``       a dead letter kept in the archive (``hookpipe_worker.dead_letters``);
 * ``retry``          anything that may succeed later (a sink down, overload, shutdown, the
                      dead-letter topic unreachable): answered non-2xx, Pub/Sub redelivers.
 """
@@ -26,10 +26,10 @@ from typing import Literal
 from hookpipe.event import WebhookEvent, from_message
 from hookpipe.sources import SourceConfig
 
-from hookpipe_worker.archive import ArchiveSink, archive_record
-from hookpipe_worker.dead_letter_topic import DeadLetterSink
+from hookpipe_worker.dead_letters import archive_record
 from hookpipe_worker.delivery import Delivery, decode_delivery
 from hookpipe_worker.errors import PERMANENT, UndecodableDelivery, error_class
+from hookpipe_worker.ports import Archive, DeadLetterTopic
 from hookpipe_worker.rows import EventRow, build_row
 
 type Result = Literal["committed", "dead-lettered", "archived", "retry"]
@@ -53,15 +53,17 @@ class Commit:
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """Not a hookpipe event (or a row no sink can hold): publish it with ``error`` as the reason."""
+class ToDeadLetterTopic:
+    """Not a hookpipe event (or a row no sink can hold): publish it to the dead-letter topic with
+    ``error`` as the reason. (A decision; the message it becomes is a
+    :class:`hookpipe.deadletters.DeadLetter`.)"""
 
     delivery: Delivery
     event: WebhookEvent | None
     error: BaseException
 
 
-type Decision = Commit | DeadLetter
+type Decision = Commit | ToDeadLetterTopic
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ def decide(push: Push, sources: Mapping[str, SourceConfig]) -> Decision:
         event = from_message(delivery.data, delivery.attributes)
         return Commit(delivery, event, build_row(event, delivery, sources))
     except PERMANENT as exc:
-        return DeadLetter(delivery or Delivery(data=push.body, attributes={}), event, exc)
+        return ToDeadLetterTopic(delivery or Delivery(data=push.body, attributes={}), event, exc)
 
 
 def _reason(exc: BaseException) -> str:
@@ -118,8 +120,8 @@ class Processor:
         sources: Mapping[str, SourceConfig],
         *,
         commit: Callable[[EventRow], Awaitable[None]],
-        dead_letters: DeadLetterSink,
-        archive: ArchiveSink,
+        dead_letters: DeadLetterTopic,
+        archive: Archive,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """``commit``: wait until the row is in both sinks (the group-commit batcher's
@@ -138,7 +140,7 @@ class Processor:
                 try:
                     await self._commit(decision.row)
                 except PERMANENT as exc:  # a sink refused the row's values even after marking
-                    decision = DeadLetter(decision.delivery, decision.event, exc)
+                    decision = ToDeadLetterTopic(decision.delivery, decision.event, exc)
                 else:
                     return _outcome("committed", decision, error=None)
             await self._dead_letters.publish(decision.delivery, decision.error)

@@ -21,8 +21,10 @@ never redelivers a push that is still being committed (a test keeps the two cons
 rows already written by a failed or abandoned attempt are absorbed by row ids and the dedup view.
 A row either sink refuses for its values fails alone (dead-lettered), never its batch-mates.
 
-The sinks are ports (:class:`EventStore`, :class:`RowLog`); the adapters translate their library's
-errors, so this module knows neither psycopg nor BigQuery and is unit-tested with fakes.
+The sinks are ports (:class:`~hookpipe_worker.ports.EventStore`,
+:class:`~hookpipe_worker.ports.RowLog`); the adapters translate their library's errors and own
+their statements (the current-state upsert is the Postgres adapter's), so this module knows
+neither psycopg nor BigQuery and is unit-tested with fakes.
 """
 
 from __future__ import annotations
@@ -30,17 +32,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Protocol
 
-from hookpipe.sources import SourceConfig
-
-from hookpipe_worker.errors import RowRejected, SinkInterrupted, SinkUnavailable, WorkerError
+from hookpipe_worker.errors import SinkInterrupted, SinkUnavailable, WorkerError
+from hookpipe_worker.ports import BatchResult, EventStore, RowLog
 from hookpipe_worker.rows import EventRow
-from hookpipe_worker.sinks.current_state import CurrentStateTable
-
-# Per event id: None when committed in both sinks, else why not.
-BatchResult = dict[str, WorkerError | None]
 
 FIRST_RETRY_DELAY = 0.1
 MAX_RETRY_DELAY = 2.0
@@ -52,45 +47,11 @@ type OnRetry = Callable[[int, BaseException, float], None]
 type OnStateRefused = Callable[[str, Mapping[str, str]], None]
 
 
-class StoreTransaction(Protocol):
-    """One open transaction in the event store."""
-
-    async def insert(
-        self, rows: Sequence[EventRow]
-    ) -> tuple[set[str], dict[str, WorkerError]]: ...  # (ids inserted now, why each other failed)
-
-    async def delete(self, event_ids: Sequence[str]) -> None: ...
-
-    async def keep_first_received(self, rows: Sequence[EventRow]) -> None: ...
-
-    async def upsert_current_state(
-        self, table: CurrentStateTable, rows: Sequence[EventRow]
-    ) -> dict[str, str]: ...  # per event id whose key's state the store refused to move, why
-
-
-class EventStore(Protocol):
-    """The transactional sink (Postgres). ``transaction()`` commits when its block ends without an
-    exception; it raises :class:`SinkInterrupted` for a passing interruption."""
-
-    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]: ...
-
-
-class RowLog(Protocol):
-    """The append-only sink (BigQuery), de-duplicated by event id."""
-
-    async def insert(self, rows: Sequence[EventRow]) -> dict[str, RowRejected]: ...
-
-
-class RowWriter(Protocol):
-    async def commit(self, rows: Sequence[EventRow]) -> BatchResult: ...
-
-
 class BatchWriter:
     def __init__(
         self,
         store: EventStore,
         row_log: RowLog,
-        sources: Mapping[str, SourceConfig],
         *,
         retry_seconds: float,
         deadline_seconds: float,
@@ -107,14 +68,6 @@ class BatchWriter:
         self._on_state_refused = on_state_refused
         self._clock = clock
         self._sleep = sleep
-        # Per source with a current-state table: its upsert, built once rather than per batch.
-        self._current_state_tables = [
-            CurrentStateTable(
-                source, config.current_state, {n: c.type for n, c in config.columns.items()}
-            )
-            for source, config in sorted(sources.items())
-            if config.current_state is not None
-        ]
 
     async def commit(self, rows: Sequence[EventRow]) -> BatchResult:
         """Commit ``rows`` (duplicates by event id count once); per event id, None or why not.
@@ -164,15 +117,12 @@ class BatchWriter:
             # Already stored (a redelivery, or another body with this id): both sinks keep the
             # copy ingest received first (the row log's view does the same among its copies).
             await tx.keep_first_received([r for r in committed if r.event_id not in inserted])
-            state_refused = [
-                (table.source, refused)
-                for table in self._current_state_tables
-                if (refused := await tx.upsert_current_state(table, committed))
-            ]
+            state_refused = await tx.upsert_current_state(committed)
         # Reported only once the commit held: the events are in both sinks, marked nowhere, and
         # current state is derived from them, so this is an operator's alert, not a redelivery
         # (which would fail the same way).
         if self._on_state_refused is not None:
-            for source, refused in state_refused:
-                self._on_state_refused(source, refused)
+            for source, refused in state_refused.items():
+                if refused:
+                    self._on_state_refused(source, refused)
         return {r.event_id: rejected.get(r.event_id) for r in unique}

@@ -32,13 +32,47 @@ REQUEST_OVERHEAD_BYTES = 1024
 MAX_ROWS_PER_REQUEST = 500
 
 
-class BigQuerySink:
-    def __init__(self, client: bigquery.Client, table: str, timeout_seconds: float) -> None:
+class InsertAll:
+    """insertAll into one table, the one way the worker calls it (the events' raw table and the
+    archive's): a retry bounded by what a push can afford, and the library's errors translated.
+    Synchronous: call it in a thread."""
+
+    def __init__(
+        self, client: bigquery.Client, table: str, timeout_seconds: float, label: str = "bigquery"
+    ) -> None:
         self.client = client
         self.table = table
+        self._label = label
         self._timeout = timeout_seconds
         # The library's default retry runs for up to 10 minutes; a push request has far less.
         self._retry = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_seconds)
+
+    def send(self, records: Sequence[dict[str, Any]], row_ids: Sequence[str]) -> list[Any]:
+        """One request; the per-row errors BigQuery answered, or :class:`SinkUnavailable` when
+        the request as a whole failed."""
+        try:
+            return list(
+                self.client.insert_rows_json(
+                    self.table,
+                    records,
+                    row_ids=row_ids,
+                    # Valid rows are written even when a batch-mate is invalid.
+                    skip_invalid_rows=True,
+                    retry=self._retry,
+                    timeout=self._timeout,
+                )
+            )
+        except (GoogleAPIError, RequestException, OSError) as exc:
+            raise SinkUnavailable(f"{self._label}: {type(exc).__name__}: {exc}") from None
+
+
+class BigQuerySink:
+    """The :class:`~hookpipe_worker.ports.RowLog` port on BigQuery's raw events table."""
+
+    def __init__(self, client: bigquery.Client, table: str, timeout_seconds: float) -> None:
+        self._insert_all = InsertAll(client, table, timeout_seconds)
+        self.client = client
+        self.table = table
 
     async def insert(self, rows: Sequence[EventRow]) -> dict[str, RowRejected]:
         """Insert ``rows``; return those BigQuery refused for their values.
@@ -48,10 +82,7 @@ class BigQuerySink:
         """
         if not rows:
             return {}
-        try:
-            errors = await asyncio.to_thread(self._insert, rows, datetime.now(UTC))
-        except (GoogleAPIError, RequestException, OSError) as exc:
-            raise SinkUnavailable(f"bigquery: {type(exc).__name__}: {exc}") from None
+        errors = await asyncio.to_thread(self._insert, rows, datetime.now(UTC))
         rejected: dict[str, RowRejected] = {}
         for entry in errors:
             index = entry.get("index")
@@ -84,14 +115,8 @@ class BigQuerySink:
                     {"index": start, "errors": [{"reason": "invalid", "message": message}]}
                 )
                 continue
-            for entry in self.client.insert_rows_json(
-                self.table,
-                records[start:end],
-                row_ids=[row_id(r) for r in rows[start:end]],
-                # Valid rows are written even when a batch-mate is invalid.
-                skip_invalid_rows=True,
-                retry=self._retry,
-                timeout=self._timeout,
+            for entry in self._insert_all.send(
+                records[start:end], [row_id(r) for r in rows[start:end]]
             ):
                 index = entry.get("index")
                 errors.append(

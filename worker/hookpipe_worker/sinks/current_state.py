@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from hookpipe.event import rfc3339
-from hookpipe.sources import CurrentStateSpec
+from hookpipe.sources import CurrentStateSpec, SourceConfig
 from psycopg import sql
 
 from hookpipe_worker.rows import EventRow
@@ -174,3 +174,14 @@ def upsert_statement(spec: CurrentStateSpec, types: Mapping[str, str]) -> sql.Co
         updates=sql.SQL(", ").join(updates),
         any_newer=any_newer,
     )
+
+
+def current_state_tables(sources: Mapping[str, SourceConfig]) -> list[CurrentStateTable]:
+    """The current-state table of each source that has one, in source order."""
+    return [
+        CurrentStateTable(
+            source, config.current_state, {n: c.type for n, c in config.columns.items()}
+        )
+        for source, config in sorted(sources.items())
+        if config.current_state is not None
+    ]

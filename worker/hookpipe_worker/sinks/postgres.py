@@ -13,18 +13,19 @@ opposite orders deadlock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
 import psycopg.errors
+from hookpipe.sources import SourceConfig
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hookpipe_worker.errors import RowRejected, SinkInterrupted, SinkUnavailable, WorkerError
 from hookpipe_worker.rows import EventRow
-from hookpipe_worker.sinks.current_state import CurrentStateTable, KeyState
+from hookpipe_worker.sinks.current_state import CurrentStateTable, KeyState, current_state_tables
 
 INSERT_EVENTS = """
 INSERT INTO hookpipe.events
@@ -113,8 +114,14 @@ def create_pool(
 
 
 class PostgresSink:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    """The :class:`~hookpipe_worker.ports.EventStore` port on Postgres. ``sources``: those with a
+    current-state table get its upsert, built once here rather than per batch."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool, sources: Mapping[str, SourceConfig] | None = None
+    ) -> None:
         self.pool = pool
+        self.current_state = current_state_tables(sources or {})
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
@@ -122,7 +129,7 @@ class PostgresSink:
         exception and rolled back otherwise; psycopg's errors come out translated."""
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                yield PostgresTransaction(conn)
+                yield PostgresTransaction(conn, self.current_state)
         except INTERRUPTIONS as exc:
             raise interrupted(exc) from exc
         except psycopg.Error as exc:
@@ -140,8 +147,11 @@ class PostgresSink:
 class PostgresTransaction:
     """What the writer does inside one batch's transaction."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(
+        self, conn: AsyncConnection, current_state: Sequence[CurrentStateTable] = ()
+    ) -> None:
         self.conn = conn
+        self._current_state = current_state
 
     async def insert(self, rows: Sequence[EventRow]) -> tuple[set[str], dict[str, WorkerError]]:
         """Insert ``rows`` (sorted by id).
@@ -180,7 +190,12 @@ class PostgresTransaction:
             await cur.execute(INSERT_EVENTS, _arrays(rows, INSERTED))
             return {str(record[0]) for record in await cur.fetchall()}
 
-    async def upsert_current_state(
+    async def upsert_current_state(self, rows: Sequence[EventRow]) -> dict[str, dict[str, str]]:
+        """Fold ``rows`` into each source's current-state table; per source, per event id of a
+        key Postgres refused, why (:meth:`upsert_table`)."""
+        return {table.source: await self.upsert_table(table, rows) for table in self._current_state}
+
+    async def upsert_table(
         self, table: CurrentStateTable, rows: Sequence[EventRow]
     ) -> dict[str, str]:
         """Fold ``rows`` into ``table`` (:mod:`hookpipe_worker.sinks.current_state`).
@@ -264,15 +279,16 @@ def _describe(exc: Exception) -> str:
     return f"{first_line}{state}"
 
 
-def _message(exc: BaseException) -> str:
+def _message(exc: BaseException, label: str) -> str:
     if isinstance(exc, PoolTimeout):
-        return "postgres: no connection available in time (pool timeout)"
-    return f"postgres: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return f"{label}: no connection available in time (pool timeout)"
+    return f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
-def unavailable(exc: BaseException) -> SinkUnavailable:
-    return SinkUnavailable(_message(exc))
+def unavailable(exc: BaseException, label: str = "postgres") -> SinkUnavailable:
+    """psycopg's (or the pool's) ``exc`` as the worker's error: answered 503, retried."""
+    return SinkUnavailable(_message(exc, label))
 
 
 def interrupted(exc: BaseException) -> SinkInterrupted:
-    return SinkInterrupted(_message(exc))
+    return SinkInterrupted(_message(exc, "postgres"))
