@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hookpipe.errors import HookpipeError, status_for
+from hookpipe.errors import HookpipeError, error_class, status_for
 from hookpipe.http import request_headers
 from hookpipe.logging import configure_logging, log_request
 from hookpipe.text import is_ascii_digits
@@ -181,7 +181,7 @@ class IngestApp:
             outcome.status, outcome.reason, outcome.error = status_for(exc), str(exc), exc
             outcome.outcome = "unavailable" if isinstance(exc, Unavailable) else "rejected"
         except Exception as exc:
-            outcome.status, outcome.outcome, outcome.reason = 500, "error", type(exc).__name__
+            outcome.status, outcome.outcome, outcome.reason = 500, "error", error_class(exc)
             outcome.error = exc
         else:
             outcome.status = 202

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from google.cloud.pubsub_v1 import PublisherClient
-from hookpipe.errors import ConfigError
+from hookpipe.errors import ConfigError, error_class
 from hookpipe.logging import configure_logging, log_event
 from hookpipe.settings import CommonSettings, exit_on_config_error, load_settings
 from pydantic import Field
@@ -110,7 +110,7 @@ def drain(
         except BadSpoolObject:
             return "bad", None
         except Exception as exc:  # one object's failure never stops the pass: counted, logged
-            return "failed", type(exc).__name__
+            return "failed", error_class(exc)
 
     def count(done: Iterable[Future[tuple[str, str | None]]]) -> None:
         for future in done:

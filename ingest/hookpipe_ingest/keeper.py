@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from hookpipe.errors import error_class
 from hookpipe.event import WebhookEvent, to_message
 
 from hookpipe_ingest.errors import SpoolUnavailable, Unavailable
@@ -71,7 +72,7 @@ class EventKeeper:
                 await self._publisher.publish(event)
             except Exception as exc:  # whatever stopped it, the event is kept: the spool's job
                 self._bypass_until = self._monotonic() + self._bypass_seconds
-                reason = f"publish failed: {type(exc).__name__}: {exc}"
+                reason = f"publish failed: {error_class(exc)}: {exc}"
             else:
                 self._bypass_until = 0.0
                 return PUBLISHED

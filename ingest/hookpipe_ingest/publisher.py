@@ -27,12 +27,16 @@ from google.api_core import retry_async
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 from google.pubsub_v1 import PublisherAsyncClient, PublishRequest, PubsubMessage
 from hookpipe.batching import BatchPolicy, MicroBatcher
+from hookpipe.errors import error_class
 from hookpipe.event import WebhookEvent, to_message
 
 from hookpipe_ingest.errors import Unavailable
 
 MAX_MESSAGES_PER_REQUEST = 1000
 MAX_BYTES_PER_REQUEST = 9 * 1024 * 1024  # under Pub/Sub's 10 MB, leaving room for framing
+
+# What a Pub/Sub call raises when it does not get through (an API error, or its retry ran out).
+PUBLISH_ERRORS = (GoogleAPICallError, RetryError)
 
 
 class RawMessage(Protocol):
@@ -101,9 +105,9 @@ class PubSubPublisher:
                 retry=self._retry,
                 timeout=self._timeout,
             )
-        except (GoogleAPICallError, RetryError) as exc:
+        except PUBLISH_ERRORS as exc:
             error = Unavailable(
-                f"Pub/Sub refused the publish: {type(exc).__name__}", self._retry_after
+                f"Pub/Sub refused the publish: {error_class(exc)}", self._retry_after
             )
             return [error] * len(messages)
         return list(response.message_ids)
@@ -130,6 +134,6 @@ class PubSubPublisher:
         assert self._client is not None
         try:
             await self._client.get_topic(topic=self._topic, timeout=2.0)
-        except (GoogleAPICallError, RetryError):
+        except PUBLISH_ERRORS:
             return False
         return True

@@ -28,12 +28,17 @@ from typing import Any
 
 from google.api_core.exceptions import GoogleAPIError, NotFound, PreconditionFailed
 from google.auth.exceptions import GoogleAuthError
+from hookpipe.errors import error_class
 from requests.exceptions import RequestException
 
 from hookpipe_ingest.errors import BadSpoolObject, SpoolUnavailable
 
 PREFIX = "spool/"
 SPOOL_WRITERS = 32  # spool writes in flight at once in one ingest process
+
+# What the storage client raises when a call does not get through: the API, credentials, the
+# HTTP transport, the network. Named once; each call translates it into SpoolUnavailable.
+STORAGE_ERRORS = (GoogleAPIError, GoogleAuthError, RequestException, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +65,7 @@ def decode(blob: bytes) -> tuple[bytes, dict[str, str]]:
         attributes = document["attributes"]
         data = base64.b64decode(document["data"], validate=True)
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise BadSpoolObject(f"not a spooled message: {type(exc).__name__}") from None
+        raise BadSpoolObject(f"not a spooled message: {error_class(exc)}") from None
     if not isinstance(attributes, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
     ):
@@ -132,7 +137,7 @@ class GcsSpool:
             # Whatever stopped the write (the API, credentials, the network, a timeout, a client
             # bug): the event was not kept, and the request is answered 503 + Retry-After, as
             # this protocol promises, never a 500.
-            raise SpoolUnavailable(f"spool write failed: {type(exc).__name__}") from None
+            raise SpoolUnavailable(f"spool write failed: {error_class(exc)}") from None
 
     def list(self, limit: int | None = None, *, start_at: str = "") -> Iterator[SpooledObject]:
         """Every spooled object, lazily, a page of names at a time (memory does not grow with
@@ -162,8 +167,8 @@ class GcsSpool:
                 retry=retry,
             ):
                 yield SpooledObject(blob.name, int(blob.generation), blob.time_created)
-        except (GoogleAPIError, GoogleAuthError, RequestException, OSError) as exc:
-            raise SpoolUnavailable(f"spool list failed: {type(exc).__name__}") from None
+        except STORAGE_ERRORS as exc:
+            raise SpoolUnavailable(f"spool list failed: {error_class(exc)}") from None
 
     def read(self, item: SpooledObject) -> bytes | None:
         """The object's content, or None when it is gone (another drainer took it)."""
@@ -177,8 +182,8 @@ class GcsSpool:
             )
         except (NotFound, PreconditionFailed):
             return None
-        except (GoogleAPIError, GoogleAuthError, RequestException, OSError) as exc:
-            raise SpoolUnavailable(f"spool read failed: {type(exc).__name__}") from None
+        except STORAGE_ERRORS as exc:
+            raise SpoolUnavailable(f"spool read failed: {error_class(exc)}") from None
 
     def delete(self, item: SpooledObject) -> None:
         try:
@@ -188,5 +193,5 @@ class GcsSpool:
             )
         except (NotFound, PreconditionFailed):
             return  # another drainer deleted it after its own confirmed publish
-        except (GoogleAPIError, GoogleAuthError, RequestException, OSError) as exc:
-            raise SpoolUnavailable(f"spool delete failed: {type(exc).__name__}") from None
+        except STORAGE_ERRORS as exc:
+            raise SpoolUnavailable(f"spool delete failed: {error_class(exc)}") from None

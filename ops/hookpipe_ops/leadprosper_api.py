@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import requests
+from hookpipe.errors import error_class
 
 from hookpipe_ops.leadprosper import ApiError, Page, Stats, api_time, parse_page, parse_stats
 
@@ -55,7 +56,7 @@ class LeadProsperApi:
                     timeout=REQUEST_TIMEOUT_SECONDS,
                 )
             except requests.RequestException as exc:
-                failure = type(exc).__name__
+                failure = error_class(exc)
             else:
                 if response.status_code == 429:  # the budget: wait as told, then resume
                     throttled += 1

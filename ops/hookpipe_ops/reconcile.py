@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from hookpipe.errors import error_class
 from hookpipe.event import WebhookEvent, to_message
 from hookpipe.sources import SourceConfig
 
@@ -82,7 +83,7 @@ class PublishFailed(OperatorError):
 
 
 def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc)[:200]}".rstrip(": ")
+    return f"{error_class(exc)}: {str(exc)[:200]}".rstrip(": ")
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Literal
 
 from google.cloud.pubsub_v1 import PublisherClient
 from hookpipe.deadletters import REPLAY_COUNT, DeadLetter
+from hookpipe.errors import error_class
 from hookpipe.event import CE_ID
 
 from hookpipe_ops.deadletters import replay_attributes
@@ -62,7 +63,7 @@ class Republisher:
                 )
             )
         except Exception as exc:  # the caller counts it; the dead letter stays
-            raise RepublishFailed(type(exc).__name__) from exc
+            raise RepublishFailed(error_class(exc)) from exc
         audit.info(
             "replayed",
             extra={

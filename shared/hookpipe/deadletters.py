@@ -10,23 +10,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hookpipe.event import CE_ID, rfc3339
+from hookpipe.event import CE_ID, CE_SOURCE, rfc3339
 
 # Added by Pub/Sub when it forwards after max delivery attempts.
+PUBSUB_DELIVERY_COUNT = "CloudPubSubDeadLetterSourceDeliveryCount"
 PUBSUB_DEAD_LETTER_ATTRIBUTES = (
-    "CloudPubSubDeadLetterSourceDeliveryCount",
+    PUBSUB_DELIVERY_COUNT,
     "CloudPubSubDeadLetterSourceSubscription",
     "CloudPubSubDeadLetterSourceSubscriptionProject",
     "CloudPubSubDeadLetterSourceTopicPublishTime",
 )
 # Added by the worker when it dead-letters a permanent failure (hookpipe_worker.dead_letters).
 # Why this failure happened: a replay drops them, and a new failure writes its own.
-REASON_ATTRIBUTES = (
-    "hookpipe-error-class",
-    "hookpipe-error-message",
-    "hookpipe-worker-revision",
-    "hookpipe-delivery-attempt",
-)
+ERROR_CLASS = "hookpipe-error-class"
+ERROR_MESSAGE = "hookpipe-error-message"
+WORKER_REVISION = "hookpipe-worker-revision"
+DELIVERY_ATTEMPT = "hookpipe-delivery-attempt"
+REASON_ATTRIBUTES = (ERROR_CLASS, ERROR_MESSAGE, WORKER_REVISION, DELIVERY_ATTEMPT)
 # The message's history: a replay keeps them, so a replayed message that fails again still
 # names the message it started as and when it first failed.
 ORIGINAL_MESSAGE_ID = "hookpipe-original-message-id"
@@ -47,22 +47,22 @@ class DeadLetter:
     @property
     def reason(self) -> str:
         """The error class: the worker's, or MaxDeliveryAttempts when Pub/Sub forwarded it."""
-        if "hookpipe-error-class" in self.attributes:
-            return self.attributes["hookpipe-error-class"]
-        if "CloudPubSubDeadLetterSourceDeliveryCount" in self.attributes:
+        if ERROR_CLASS in self.attributes:
+            return self.attributes[ERROR_CLASS]
+        if PUBSUB_DELIVERY_COUNT in self.attributes:
             return MAX_ATTEMPTS_REASON
         return "Unknown"
 
     @property
     def message(self) -> str:
-        if "hookpipe-error-message" in self.attributes:
-            return self.attributes["hookpipe-error-message"]
-        count = self.attributes.get("CloudPubSubDeadLetterSourceDeliveryCount")
+        if ERROR_MESSAGE in self.attributes:
+            return self.attributes[ERROR_MESSAGE]
+        count = self.attributes.get(PUBSUB_DELIVERY_COUNT)
         return f"not acknowledged after {count} delivery attempts" if count else ""
 
     @property
     def source(self) -> str:
-        return self.attributes.get("ce-source", "").removeprefix("/sources/") or "(none)"
+        return self.attributes.get(CE_SOURCE, "").removeprefix("/sources/") or "(none)"
 
     def age(self, now: datetime) -> timedelta:
         return now - self.publish_time

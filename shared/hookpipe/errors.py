@@ -68,6 +68,12 @@ class EnvelopeError(HookpipeError):
     """A Pub/Sub message does not carry a valid hookpipe CloudEvent."""
 
 
+def error_class(exc: BaseException) -> str:
+    """The name hookpipe gives an error wherever it reports one (a dead letter's reason, a log
+    line's ``reason``, a refusal's message): its class's name, never its module path."""
+    return type(exc).__name__
+
+
 def status_for(exc: BaseException) -> int:
     """The HTTP status a service answers for ``exc``: its class's ``status``; anything not raised
     on purpose is a 500, never a 2xx. (The worker answers permanent failures 204 *after* it has

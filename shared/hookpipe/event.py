@@ -106,18 +106,18 @@ def to_message(event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
     """
     attributes = {
         "content-type": event.content_type,
-        "ce-specversion": "1.0",
+        CE_SPECVERSION: "1.0",
         CE_ID: event.id,
-        "ce-source": SOURCE_PREFIX + event.source,
-        "ce-type": event.type,
-        "ce-time": rfc3339(event.time),
+        CE_SOURCE: SOURCE_PREFIX + event.source,
+        CE_TYPE: event.type,
+        CE_TIME: rfc3339(event.time),
     }
     if event.traceparent:
-        attributes["ce-traceparent"] = event.traceparent
+        attributes[CE_TRACEPARENT] = event.traceparent
     if event.problem:
-        attributes[f"ce-{PROBLEM_EXTENSION}"] = clip_attribute(event.problem)
+        attributes[ATTRIBUTE_PREFIX + PROBLEM_EXTENSION] = clip_attribute(event.problem)
     if event.origin != WEBHOOK:
-        attributes[f"ce-{ORIGIN_EXTENSION}"] = event.origin
+        attributes[ATTRIBUTE_PREFIX + ORIGIN_EXTENSION] = event.origin
     return event.data, attributes
 
 
@@ -128,9 +128,15 @@ def rfc3339(moment: datetime) -> str:
 
 STRUCTURED_MODE = "application/cloudevents+json"
 ATTRIBUTE_PREFIX = "ce-"
-CE_ID = "ce-id"  # the event id's Pub/Sub attribute (binary mode)
-# Binary mode's required context attributes (CloudEvents 1.0), as Pub/Sub attribute names.
-_REQUIRED = ("ce-specversion", CE_ID, "ce-source", "ce-type")
+# The context attributes as Pub/Sub attribute names (binary mode), each named once.
+CE_ID = "ce-id"
+CE_SOURCE = "ce-source"
+CE_TYPE = "ce-type"
+CE_TIME = "ce-time"
+CE_SPECVERSION = "ce-specversion"
+CE_TRACEPARENT = "ce-traceparent"
+# Binary mode's required context attributes (CloudEvents 1.0).
+_REQUIRED = (CE_SPECVERSION, CE_ID, CE_SOURCE, CE_TYPE)
 
 
 def from_message(data: bytes, attributes: Mapping[str, str]) -> WebhookEvent:
@@ -160,16 +166,16 @@ def _from_binary(data: bytes, attrs: Mapping[str, str]) -> WebhookEvent:
         raise EnvelopeError(
             f"not a CloudEvent in binary content mode: {', '.join(missing)} missing"
         )
-    if attrs["ce-specversion"] != "1.0":
-        raise EnvelopeError(f"ce-specversion {attrs['ce-specversion'][:20]!r} is not 1.0")
+    if attrs[CE_SPECVERSION] != "1.0":
+        raise EnvelopeError(f"{CE_SPECVERSION} {attrs[CE_SPECVERSION][:20]!r} is not 1.0")
     return WebhookEvent(
         id=attrs[CE_ID],
-        source=_source_name(attrs["ce-source"]),
-        type=attrs["ce-type"],
-        time=_time(attrs.get("ce-time")),
+        source=_source_name(attrs[CE_SOURCE]),
+        type=attrs[CE_TYPE],
+        time=_time(attrs.get(CE_TIME)),
         content_type=attrs.get("content-type") or "application/octet-stream",
         data=data,
-        traceparent=attrs.get("ce-traceparent") or None,
+        traceparent=attrs.get(CE_TRACEPARENT) or None,
         problem=attrs.get(ATTRIBUTE_PREFIX + PROBLEM_EXTENSION) or None,
         origin=_origin(attrs.get(ATTRIBUTE_PREFIX + ORIGIN_EXTENSION)),
     )

@@ -28,7 +28,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from hookpipe.errors import MalformedPayload, UnsupportedMediaType
+from hookpipe.errors import MalformedPayload, UnsupportedMediaType, error_class
 
 BodyFormat = Literal["json", "form", "xml"]
 
@@ -129,7 +129,7 @@ def _from_xml(body: bytes) -> dict[str, Any]:
     try:
         root = SafeET.fromstring(body, forbid_dtd=True)
     except DefusedXmlException as exc:
-        raise MalformedPayload(f"XML body refused: {type(exc).__name__}") from None
+        raise MalformedPayload(f"XML body refused: {error_class(exc)}") from None
     except SafeET.ParseError as exc:
         raise MalformedPayload(f"XML body does not parse: {str(exc)[:120]}") from None
     except LookupError as exc:  # an encoding Python does not know, named in the declaration

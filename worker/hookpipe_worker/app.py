@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from types import FrameType
 
-from hookpipe.errors import HookpipeError, status_for
+from hookpipe.errors import HookpipeError, error_class, status_for
 from hookpipe.http import request_headers
 from hookpipe.logging import configure_logging, log_request, redact
 from hookpipe.sources import load_source_configs
@@ -38,7 +38,6 @@ from hookpipe_worker.errors import (
     PushMethodNotAllowed,
     RouteNotFound,
     ShuttingDown,
-    error_class,
 )
 from hookpipe_worker.process import Outcome, Processor, Push
 from hookpipe_worker.pushauth import NoPushAuth, OidcPushAuth, PushAuthenticator

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from hookpipe.batching import BatchPolicy, MicroBatcher
 from hookpipe.bigquery import bigquery_client
+from hookpipe.errors import error_class
 from hookpipe.logging import log_event
 from hookpipe.problems import clip
 from hookpipe.sources import SourceConfig
 
-from hookpipe_worker.errors import Overloaded, ShuttingDown, WorkerError, error_class
+from hookpipe_worker.errors import Overloaded, ShuttingDown, WorkerError
 from hookpipe_worker.ports import Archive, DeadLetterTopic, RowWriter
 from hookpipe_worker.process import Processor
 from hookpipe_worker.rows import EventRow

@@ -13,18 +13,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hookpipe.deadletters import (
+    DELIVERY_ATTEMPT,
+    ERROR_CLASS,
+    ERROR_MESSAGE,
     FIRST_FAILURE_TIME,
     ORIGINAL_MESSAGE_ID,
+    PUBSUB_DELIVERY_COUNT,
+    WORKER_REVISION,
     DeadLetter,
     parse_timestamp,
     timestamp,
 )
+from hookpipe.errors import error_class
 from hookpipe.event import CE_ID, MAX_ATTRIBUTE_BYTES, clip_attribute
 from hookpipe.problems import storable
 from hookpipe.text import is_ascii_digits
 
 from hookpipe_worker.delivery import Delivery
-from hookpipe_worker.errors import error_class
 
 
 def reason_attributes(
@@ -32,15 +37,15 @@ def reason_attributes(
 ) -> dict[str, str]:
     """The attributes that say why a message was dead-lettered. Pure."""
     attributes = {
-        "hookpipe-error-class": error_class(exc),
-        "hookpipe-error-message": clip_attribute(str(exc) or error_class(exc), MAX_ATTRIBUTE_BYTES),
-        "hookpipe-worker-revision": revision,
+        ERROR_CLASS: error_class(exc),
+        ERROR_MESSAGE: clip_attribute(str(exc) or error_class(exc), MAX_ATTRIBUTE_BYTES),
+        WORKER_REVISION: revision,
         # A replayed message that fails again keeps the history a replay carries over: when it
         # first failed, and the first message it was.
         FIRST_FAILURE_TIME: delivery.attributes.get(FIRST_FAILURE_TIME) or timestamp(now),
     }
     if delivery.delivery_attempt is not None:
-        attributes["hookpipe-delivery-attempt"] = str(delivery.delivery_attempt)
+        attributes[DELIVERY_ATTEMPT] = str(delivery.delivery_attempt)
     original = delivery.attributes.get(ORIGINAL_MESSAGE_ID) or delivery.message_id
     if original:
         attributes[ORIGINAL_MESSAGE_ID] = original
@@ -93,8 +98,7 @@ def archive_record(delivery: Delivery, now: datetime) -> ArchivedDeadLetter:
         error_class=letter.reason,
         reason=letter.message or letter.reason,
         delivery_attempts=_int(
-            attributes.get("CloudPubSubDeadLetterSourceDeliveryCount")
-            or attributes.get("hookpipe-delivery-attempt")
+            attributes.get(PUBSUB_DELIVERY_COUNT) or attributes.get(DELIVERY_ATTEMPT)
         ),
         first_failure_time=_time(attributes.get(FIRST_FAILURE_TIME)) or dead_lettered_at,
         dead_lettered_at=dead_lettered_at,

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hookpipe.event import CE_ID
+from hookpipe.event import ATTRIBUTE_PREFIX, CE_ID, CE_SPECVERSION, CE_TYPE
 
 from hookpipe_worker.errors import UndecodableDelivery
 
@@ -44,7 +44,7 @@ class Delivery:
 def decode_delivery(body: bytes, headers: Mapping[str, str]) -> Delivery:
     """``headers`` with lower-case names."""
     content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if "ce-specversion" in headers:
+    if CE_SPECVERSION in headers:
         return _from_binary_cloudevent(body, headers)
     if content_type == "application/cloudevents+json":
         return _from_structured_cloudevent(_json(body))
@@ -102,18 +102,18 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _from_binary_cloudevent(body: bytes, headers: Mapping[str, str]) -> Delivery:
-    if headers.get("ce-type") == PUBSUB_MESSAGE_PUBLISHED:
+    if headers.get(CE_TYPE) == PUBSUB_MESSAGE_PUBLISHED:
         return _from_envelope(_json(body))
     # Unwrapped pushes carry the message's attributes as headers: ours are the CloudEvent's
     # (ce-*, content-type) and a replay's history (hookpipe-*); the rest are HTTP's own.
-    attributes = {k: v for k, v in headers.items() if k.startswith(("ce-", "hookpipe-"))}
+    attributes = {k: v for k, v in headers.items() if k.startswith((ATTRIBUTE_PREFIX, "hookpipe-"))}
     if "content-type" in headers:
         attributes["content-type"] = headers["content-type"]
     # With write_metadata, Pub/Sub's own metadata comes as x-goog-pubsub-* headers.
     return Delivery(
         data=body,
         attributes=attributes,
-        message_id=headers.get("x-goog-pubsub-message-id") or headers.get("ce-id"),
+        message_id=headers.get("x-goog-pubsub-message-id") or headers.get(CE_ID),
         publish_time=headers.get("x-goog-pubsub-publish-time"),
         subscription=headers.get("x-goog-pubsub-subscription-name"),
     )

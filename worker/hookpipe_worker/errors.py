@@ -106,8 +106,3 @@ class PushMethodNotAllowed(RouteError):
 
 
 PERMANENT: tuple[type[BaseException], ...] = (PermanentFailure, EnvelopeError)
-
-
-def error_class(exc: BaseException) -> str:
-    """The dead-letter reason's error class: the exception's name."""
-    return type(exc).__name__

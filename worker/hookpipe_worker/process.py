@@ -23,12 +23,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from hookpipe.errors import error_class
 from hookpipe.event import WebhookEvent, from_message
 from hookpipe.sources import SourceConfig
 
 from hookpipe_worker.dead_letters import archive_record
 from hookpipe_worker.delivery import Delivery, decode_delivery
-from hookpipe_worker.errors import PERMANENT, UndecodableDelivery, error_class
+from hookpipe_worker.errors import PERMANENT, UndecodableDelivery
 from hookpipe_worker.ports import Archive, DeadLetterTopic
 from hookpipe_worker.rows import EventRow, build_row
 

@@ -19,6 +19,7 @@ import click
 import psycopg
 from google.api_core.exceptions import GoogleAPICallError
 from google.auth.exceptions import GoogleAuthError
+from hookpipe.errors import error_class
 from hookpipe.logging import configure_logging
 
 from hookpipe_ops.cli import dlq as dlq_commands
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except GoogleAuthError as exc:  # before any call: the clients found no credentials
         err.print(
-            f"[red]hookpipe: no Google credentials[/] ({safe(type(exc).__name__)}): run "
+            f"[red]hookpipe: no Google credentials[/] ({safe(error_class(exc))}): run "
             "`gcloud auth application-default login`, or for the local stack "
             "`source .hookpipe/dev.env` (it sets PUBSUB_EMULATOR_HOST)"
         )
@@ -66,9 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"[red]hookpipe: Pub/Sub error:[/] {safe(str(exc))}")
         return EXIT_ERROR
     except psycopg.Error as exc:
-        err.print(
-            f"[red]hookpipe: archive database error:[/] {safe(f'{type(exc).__name__}: {exc}')}"
-        )
+        err.print(f"[red]hookpipe: archive database error:[/] {safe(f'{error_class(exc)}: {exc}')}")
         return EXIT_ERROR
     return int(result or 0)
 

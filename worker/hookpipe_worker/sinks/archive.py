@@ -18,16 +18,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from google.cloud import bigquery
 from hookpipe.deadletters import timestamp
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from hookpipe_worker.dead_letters import ArchivedDeadLetter
 from hookpipe_worker.errors import SinkUnavailable
 from hookpipe_worker.rows import MAX_INSERT_ALL_BYTES
 from hookpipe_worker.sinks.bigquery import InsertAll
-from hookpipe_worker.sinks.postgres import unavailable
+from hookpipe_worker.sinks.postgres import POSTGRES_ERRORS, unavailable
 
 
 def bigquery_archive_row(record: ArchivedDeadLetter, now: datetime) -> dict[str, Any]:
@@ -100,7 +99,7 @@ class DeadLetterArchive:
                         record.data,
                     ),
                 )
-        except (psycopg.Error, PoolTimeout) as exc:
+        except POSTGRES_ERRORS as exc:
             raise unavailable(exc, "archive: postgres") from None
         row = bigquery_archive_row(record, datetime.now(UTC))
         errors = await asyncio.to_thread(self._bigquery.send, [row], [record.dead_letter_id])

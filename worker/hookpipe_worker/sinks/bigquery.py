@@ -21,6 +21,7 @@ from typing import Any
 from google.api_core.exceptions import GoogleAPIError
 from google.api_core.retry import Retry
 from google.cloud import bigquery
+from hookpipe.errors import error_class
 from requests.exceptions import RequestException
 
 from hookpipe_worker.errors import RowRejected, SinkUnavailable
@@ -30,6 +31,9 @@ from hookpipe_worker.rows import MAX_INSERT_ALL_BYTES, EventRow, bigquery_row, r
 REQUEST_OVERHEAD_BYTES = 1024
 # BigQuery's recommendation for insertAll (its limit is 50,000).
 MAX_ROWS_PER_REQUEST = 500
+# What the BigQuery client raises when a request does not get through: the API, the HTTP
+# transport, the network.
+BIGQUERY_ERRORS = (GoogleAPIError, RequestException, OSError)
 
 
 class InsertAll:
@@ -62,8 +66,8 @@ class InsertAll:
                     timeout=self._timeout,
                 )
             )
-        except (GoogleAPIError, RequestException, OSError) as exc:
-            raise SinkUnavailable(f"{self._label}: {type(exc).__name__}: {exc}") from None
+        except BIGQUERY_ERRORS as exc:
+            raise SinkUnavailable(f"{self._label}: {error_class(exc)}: {exc}") from None
 
 
 class BigQuerySink:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 from google.cloud.pubsub_v1 import PublisherClient
 from hookpipe.deadletters import WORKER_ATTRIBUTES
+from hookpipe.errors import error_class
 
 from hookpipe_worker.dead_letters import reason_attributes
 from hookpipe_worker.delivery import Delivery
@@ -40,4 +41,4 @@ class PubSubDeadLetters:
             )
             return str(await asyncio.wait_for(asyncio.wrap_future(future), self._timeout))
         except (TimeoutError, GoogleAPICallError, RetryError, ValueError) as exc2:
-            raise SinkUnavailable(f"dead-letter publish failed: {type(exc2).__name__}") from None
+            raise SinkUnavailable(f"dead-letter publish failed: {error_class(exc2)}") from None

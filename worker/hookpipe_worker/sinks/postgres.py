@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from hookpipe.errors import error_class
 from hookpipe.sources import SourceConfig
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -77,6 +78,8 @@ RECONNECT_TIMEOUT_SECONDS = 10.0
 # connection free in time. Anything else (a missing table mid-deploy, a permission a deploy
 # forgot) goes straight back to Pub/Sub.
 INTERRUPTIONS = (psycopg.OperationalError, PoolTimeout)
+# Anything psycopg or its pool raises: a database error, or no connection in time.
+POSTGRES_ERRORS = (psycopg.Error, PoolTimeout)
 
 
 def is_row_error(exc: BaseException) -> bool:
@@ -139,7 +142,7 @@ class PostgresSink:
         try:
             async with self.pool.connection(timeout=2.0) as conn:
                 await conn.execute("SELECT 1")
-        except (psycopg.Error, PoolTimeout):
+        except POSTGRES_ERRORS:
             return False
         return True
 
@@ -273,16 +276,16 @@ def _row_failure(exc: Exception) -> WorkerError:
 
 def _describe(exc: Exception) -> str:
     if not isinstance(exc, psycopg.Error):
-        return f"{type(exc).__name__}: {str(exc)[:200]}"
+        return f"{error_class(exc)}: {str(exc)[:200]}"
     state = f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else ""
-    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    first_line = str(exc).splitlines()[0] if str(exc) else error_class(exc)
     return f"{first_line}{state}"
 
 
 def _message(exc: BaseException, label: str) -> str:
     if isinstance(exc, PoolTimeout):
         return f"{label}: no connection available in time (pool timeout)"
-    return f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return f"{label}: {error_class(exc)}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def unavailable(exc: BaseException, label: str = "postgres") -> SinkUnavailable:
