@@ -8,7 +8,6 @@ with the allowed range, before anything is sent to Pub/Sub.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Self
 
@@ -81,9 +80,9 @@ class Topology(_Spec):
             raise TopologyError(f"no subscription {key!r} in the file (known: {known})") from None
 
 
-def load_topology(path: Path | None = None, profile: str | None = None) -> Topology:
-    """Read and validate the settings file, with a profile's overrides merged in."""
-    path = path or Path(os.environ.get("HOOKPIPE_TOPOLOGY_FILE", DEFAULT_TOPOLOGY_FILE))
+def load_topology(path: Path, profile: str | None = None) -> Topology:
+    """Read and validate the settings file, with a profile's overrides merged in. (The CLI's
+    ``--file`` defaults to ``$HOOKPIPE_TOPOLOGY_FILE``, else :data:`DEFAULT_TOPOLOGY_FILE`.)"""
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:

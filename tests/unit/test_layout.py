@@ -251,3 +251,23 @@ def test_shared_imports_only_what_it_declares() -> None:
     assert undeclared == {}, (
         f"hookpipe imports packages shared/pyproject.toml does not declare: {undeclared}"
     )
+
+
+README = (REPO / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("row", "folder"),
+    [
+        ("ingest/", "ingest/hookpipe_ingest"),
+        ("worker/", "worker/hookpipe_worker"),
+        ("worker/", "worker/hookpipe_worker/sinks"),
+        ("ops/", "ops/hookpipe_ops"),
+        ("shared/", "shared/hookpipe"),
+    ],
+)
+def test_readmes_layout_table_names_every_module(row: str, folder: str) -> None:
+    """A module the layout table does not name is one a newcomer cannot place."""
+    [line] = [x for x in README.splitlines() if x.startswith(f"| `{row}` |")]
+    modules = sorted(p.name for p in (REPO / folder).glob("*.py") if p.name != "__init__.py")
+    assert [m for m in modules if f"`{m}`" not in line] == []

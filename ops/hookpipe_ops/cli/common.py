@@ -141,18 +141,19 @@ project_option = click.option(
     envvar=list(PROJECT_ENV),
     help="Google Cloud project (default: $HOOKPIPE_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)",
 )
+topology_file_option = click.option(
+    "--file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="HOOKPIPE_TOPOLOGY_FILE",
+    default=DEFAULT_TOPOLOGY_FILE,
+    show_default=True,
+    help="subscription settings file ($HOOKPIPE_TOPOLOGY_FILE)",
+)
 target_options = _combined(
     "target",
     Target,
     project_option,
-    click.option(
-        "--file",
-        type=click.Path(path_type=Path, dir_okay=False),
-        envvar="HOOKPIPE_TOPOLOGY_FILE",
-        default=DEFAULT_TOPOLOGY_FILE,
-        show_default=True,
-        help="subscription settings file ($HOOKPIPE_TOPOLOGY_FILE)",
-    ),
+    topology_file_option,
     click.option("--profile", envvar="HOOKPIPE_PROFILE", help="a profile of the file, e.g. local"),
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable output")

@@ -7,32 +7,34 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import sys
-import time
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
-from google.cloud.pubsub_v1 import PublisherClient
 from hookpipe.logging import log_event
 from hookpipe.sources import load_source_configs
 from rich.table import Table
 
-from hookpipe_ops.cli.common import DATABASE_URL_ENV, EXIT_ERROR, EXIT_OK, err, out, safe
-from hookpipe_ops.database import connect
+from hookpipe_ops.cli.common import (
+    DATABASE_URL_ENV,
+    EXIT_ERROR,
+    EXIT_OK,
+    err,
+    out,
+    safe,
+    topology_file_option,
+)
 from hookpipe_ops.deadletters import parse_time
 from hookpipe_ops.errors import UsageError
 from hookpipe_ops.leadprosper_api import DEFAULT_API_URL, LeadProsperApi
-from hookpipe_ops.reconcile import ReconcileReport, reconcile
-from hookpipe_ops.reconcile_ledger import Lease, LeaseHeld, PostgresLedger
-from hookpipe_ops.topology import DEFAULT_TOPOLOGY_FILE, load_topology
+from hookpipe_ops.reconcile import ReconcileReport
+from hookpipe_ops.reconcile_job import ReconcileRun, run_reconcile
+from hookpipe_ops.reconcile_ledger import LeaseHeld
+from hookpipe_ops.topology import load_topology
 
 DEFAULT_SOURCES_FILE = Path(__file__).resolve().parents[3] / "infra/sources.toml"
-PUBLISH_TIMEOUT_SECONDS = 30.0
 EXIT_LEASE_HELD = 6  # another run is reconciling this source: this one did nothing
 logger = logging.getLogger("hookpipe.reconcile")
 
@@ -61,7 +63,8 @@ def group() -> None:
     help="list every day again, even one a run finished listing within resume_minutes",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-@click.option("--topic", help="publish to this topic [default: the events topic]")
+@click.option("--topic", help="publish to this topic [default: the file's events topic]")
+@topology_file_option
 @click.option("--database-url", envvar=DATABASE_URL_ENV, help="Postgres the sinks' events are in")
 @click.option(
     "--api-url", envvar="HOOKPIPE_LEADPROSPER_API_URL", default=DEFAULT_API_URL, show_default=True
@@ -84,6 +87,7 @@ def leadprosper(
     ignore_checkpoints: bool,
     as_json: bool,
     topic: str | None,
+    file: Path,
     database_url: str | None,
     api_url: str,
     api_key: str | None,
@@ -113,54 +117,26 @@ def leadprosper(
     api = LeadProsperApi(
         api_url, api_key, config.reconcile.requests_per_minute, config.reconcile.timezone
     )
-    events_topic = topic or load_topology(DEFAULT_TOPOLOGY_FILE).events_topic
-    conn = connect(database_url, f"--database-url / {DATABASE_URL_ENV}")
-    conn.autocommit = True  # the lease is seen by other runs at once; reads hold no transaction
-    lease = Lease(
-        conn, "reconcile:leadprosper", f"{socket.gethostname()}:{os.getpid()}:{now:%H%M%S}"
+    run = ReconcileRun(
+        project=project,
+        source="leadprosper",
+        config=config,
+        start=start,
+        end=end,
+        campaigns=campaign,
+        dry_run=dry_run,
+        resume=not ignore_checkpoints,
+        events_topic=topic or load_topology(file).events_topic,
+        database_url=database_url,
+        database_url_named=f"--database-url / {DATABASE_URL_ENV}",
     )
-    with conn, PublisherClient() as publisher:
-        try:
-            lease.take()
-        except LeaseHeld as exc:
-            err.print(f"[yellow]reconcile: not run:[/] {safe(str(exc))}")
-            _log_line(logging.WARNING, f"reconcile leadprosper not run: {exc}", project,
-                      {"event": "reconcile_not_run"})  # fmt: skip
-            return EXIT_LEASE_HELD
-        topic_path = publisher.topic_path(project, events_topic)
-
-        def publish(messages: Sequence[tuple[bytes, dict[str, str]]]) -> list[BaseException | None]:
-            futures = [publisher.publish(topic_path, data, **attrs) for data, attrs in messages]
-            deadline = time.monotonic() + PUBLISH_TIMEOUT_SECONDS
-            outcomes: list[BaseException | None] = []
-            for future in futures:
-                try:
-                    future.result(max(deadline - time.monotonic(), 0.1))
-                except Exception as exc:  # not confirmed: the run reports it and stops
-                    outcomes.append(exc)
-                else:
-                    outcomes.append(None)
-            return outcomes
-
-        try:
-            report = reconcile(
-                api,
-                "leadprosper",
-                config,
-                start=start,
-                end=end,
-                campaigns=campaign,
-                ledger=PostgresLedger(
-                    conn, "leadprosper", config.current_state.table, config.current_state.key
-                ),
-                publish=publish,
-                now=lambda: datetime.now(UTC),
-                dry_run=dry_run,
-                resume=not ignore_checkpoints,
-                on_page=lease.renew,
-            )
-        finally:
-            lease.give_back()
+    try:
+        report = run_reconcile(run, api)
+    except LeaseHeld as exc:
+        err.print(f"[yellow]reconcile: not run:[/] {safe(str(exc))}")
+        _log_line(logging.WARNING, f"reconcile leadprosper not run: {exc}", project,
+                  {"event": "reconcile_not_run"})  # fmt: skip
+        return EXIT_LEASE_HELD
     _log_run(report, project)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
