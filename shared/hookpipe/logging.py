@@ -18,6 +18,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from hookpipe.tracing import TraceContext
@@ -85,6 +86,10 @@ def structured_line(record: logging.LogRecord) -> str:
     labels = {"python_logger": record.name} if record.name else {}
     labels.update(getattr(record, "labels", {}) or {})
     entry["severity"] = record.levelname
+    # When it happened, as Cloud Logging's special `time` field: the entry's timestamp is then
+    # the record's, not the agent's receive time, and the local stack's log files (which nothing
+    # stamps) carry it too for `hookpipe trace`.
+    entry["time"] = datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z")
     entry["logging.googleapis.com/labels"] = labels
     entry["logging.googleapis.com/trace"] = getattr(record, "trace", None) or ""
     entry["logging.googleapis.com/spanId"] = getattr(record, "span_id", None) or ""
