@@ -147,6 +147,8 @@ class Stack:
             "DATABASE_URL": self.postgres.url,
             "HOOKPIPE_LEADPROSPER_API_URL": self.leadprosper_url,
             "HOOKPIPE_LEADPROSPER_API_KEY": self.leadprosper_key,
+            # `hookpipe trace` reads the services' request lines from their log files here.
+            "HOOKPIPE_LOGS_DIR": str(self.state_dir / "logs"),
             **self.service_env(),
         }
 

@@ -36,6 +36,11 @@ from hookpipe.sources import ColumnSpec, SourceConfig
 from hookpipe_ops.errors import OperatorError
 
 RETURNED = "RETURNED"
+# Assumption (docs/reconcile.md): the values a Campaign Trigger sends as {{lp_status}}, the
+# statuses LeadProsper's stats count (accepted, duplicated, failed), and our RETURNED. Used by
+# `hookpipe trace` to find a lead's events by id where no sink holds them yet; a status missing
+# here only means such an event is found by its own id, not by the lead's.
+TRIGGER_STATUSES = ("ACCEPTED", "DUPLICATED", "ERROR", "FAILED", "REJECTED", "SOLD", RETURNED)
 # A returned lead's RETURNED event is placed just after its status event of the same run, so
 # current state shows RETURNED (both are "learnt now"; the status webhook, if it ever comes, was
 # sent earlier).

@@ -4,9 +4,10 @@ group is a module of :mod:`hookpipe_ops.cli` that turns options into typed param
 one operation (modules of :mod:`hookpipe_ops` outside ``cli/``); shared options and plumbing are
 in :mod:`hookpipe_ops.cli.common`.
 
-Exit codes: 0 done (``diff``: no differences) · 1 Pub/Sub, database or unexpected error · 2 invalid
-usage or settings · 3 ``diff`` found differences · 4 ``replay`` left messages it could not
-republish · 5 ``smoke`` failed a check.
+Exit codes: 0 done (``diff``: no differences) · 1 Pub/Sub, database or unexpected error (``trace``:
+an event has not landed in both sinks) · 2 invalid usage or settings (``trace``: nothing matched)
+· 3 ``diff`` found differences · 4 ``replay`` left messages it could not republish · 5 ``smoke``
+failed a check · 6 ``reconcile``: another run holds the lease.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from hookpipe_ops.cli import dlq as dlq_commands
 from hookpipe_ops.cli import reconcile as reconcile_commands
 from hookpipe_ops.cli import smoke as smoke_commands
 from hookpipe_ops.cli import subscriptions as subscription_commands
+from hookpipe_ops.cli import trace as trace_commands
 from hookpipe_ops.cli.common import EXIT_ERROR, EXIT_USAGE, err, safe
 from hookpipe_ops.errors import TopologyError, UsageError
 
 
-@click.group(help="Operate hookpipe: dead letters, subscriptions, smoke tests and reconciles.")
+@click.group(
+    help="Operate hookpipe: dead letters, subscriptions, smoke tests, reconciles and traces."
+)
 def cli() -> None:
     pass
 
@@ -39,6 +43,7 @@ cli.add_command(dlq_commands.group)
 cli.add_command(subscription_commands.group)
 cli.add_command(smoke_commands.command)
 cli.add_command(reconcile_commands.group)
+cli.add_command(trace_commands.command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
