@@ -14,9 +14,15 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
+from hookpipe.sources import load_source_configs
+from hookpipe_ops.trace import lookup_for
+from hookpipe_ops.trace_sources import RECENT, PostgresTrace, recent_event_ids
+from psycopg import sql
 
 from tests.e2e.test_cli import HOOKPIPE, REPO
 from tests.support import StackHandle, lead, postgres_refuses, wait_for
@@ -213,3 +219,36 @@ def test_recent_lists_the_last_marked_events_with_their_verdicts(stack: StackHan
     events = traced(stack, "--recent", "--problems", "--source", "leadprosper", "--limit", "5")
     assert event_id in [e["event_id"] for e in events]
     assert all(e["postgres"]["problems"] for e in events)
+
+
+class Explaining:
+    """A connection that answers each statement with its plan (and no rows), seq scans off: a
+    look-up no index can serve still plans a Seq Scan, so the plan says whether one exists."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.plans: list[str] = []
+
+    def execute(self, query: Any, params: Any = None) -> Any:
+        statement = query if isinstance(query, sql.Composable) else sql.SQL(query)
+        rows = self.conn.execute(sql.SQL("EXPLAIN ") + statement, params).fetchall()
+        self.plans.append("\n".join(r[0] for r in rows))
+        return self.conn.execute("SELECT 1 WHERE false")
+
+
+def test_every_look_up_is_served_by_an_index(stack: StackHandle) -> None:
+    sources = load_source_configs(REPO / "infra/sources.toml")
+    with psycopg.connect(stack.stack.postgres.url, autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")
+        explaining = Explaining(conn)
+        store = PostgresTrace(explaining, sources)
+        lookup = lookup_for("some-key", sources, datetime.now(UTC), lead_statuses={})
+        store.events(lookup)
+        store.archived(lookup, ["e1"])
+        store.current_state("leadprosper", "some-key")
+        for kind in RECENT:
+            recent_event_ids(explaining, kind, "leadprosper", 5)
+            recent_event_ids(explaining, kind, None, 5)
+    assert len(explaining.plans) == 3 + 2 * len(RECENT)
+    for plan in explaining.plans:
+        assert "Seq Scan" not in plan, plan
