@@ -9,7 +9,7 @@ PYTHON313 = $(shell scripts/find-python313)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test unit lint typecheck infra-check pytest bench-ingest bench-worker bench-recovery bench-spool bench-drain bench-reconcile \
+.PHONY: help install run test unit lint typecheck infra-check pytest bench-ingest bench-worker bench-recovery bench-spool bench-drain bench-reconcile bench-trace \
         bench-bigquery lock \
         bigquery-emulator-lock clean
 
@@ -70,6 +70,9 @@ bench-drain: install ## The spool drainer on 10k and 100k spooled events: time a
 
 bench-reconcile: install ## hookpipe reconcile over a day of 10,000 leads (1% missing) against the API stand-in's rate limit
 	$(PY) -m benchmarks.reconcile
+
+bench-trace: install ## How long hookpipe trace takes to answer (a lead with a dozen events, 100k others), against the CLI's start-up
+	$(PY) -m benchmarks.trace
 
 bench-recovery: install ## How soon the worker's Postgres pool serves again after an outage, vs psycopg_pool's default
 	$(PY) -m benchmarks.pool_recovery
