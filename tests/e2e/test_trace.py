@@ -141,6 +141,8 @@ def test_an_event_spooled_while_pubsub_was_paused_is_in_flight_then_drained(
         assert waiting["verdict"] == "in-flight"
         assert waiting["spool"] == f"spool/{event_id}"
         assert "spooled" in stages(waiting)
+        listed = traced(stack, "--recent", "--spooled", "--limit", "200")
+        assert event_id in [e["event_id"] for e in listed]
     event = landed(stack, event_id)
     assert "drained" in stages(event)
     assert event["spool"] is None
