@@ -141,6 +141,14 @@ project_option = click.option(
     envvar=list(PROJECT_ENV),
     help="Google Cloud project (default: $HOOKPIPE_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)",
 )
+DEFAULT_SOURCES_FILE = Path(__file__).resolve().parents[3] / "infra/sources.toml"
+sources_file_option = click.option(
+    "--sources-file",
+    envvar="HOOKPIPE_SOURCES_FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_SOURCES_FILE,
+    help="the sources file ($HOOKPIPE_SOURCES_FILE)",
+)
 topology_file_option = click.option(
     "--file",
     type=click.Path(path_type=Path, dir_okay=False),

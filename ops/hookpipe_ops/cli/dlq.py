@@ -40,6 +40,11 @@ EXAMPLES = {
 }
 
 
+@click.group("dlq", help="Inspect and replay dead letters.")
+def group() -> None:
+    pass
+
+
 def _live_letters(target: Target, selection: Selection) -> list[DeadLetter]:
     """The live dead letters the selection matches; looked at, then released."""
     with SubscriberClient() as subscriber:
@@ -51,6 +56,15 @@ def _live_letters(target: Target, selection: Selection) -> list[DeadLetter]:
         )
 
 
+@group.command(
+    "stats",
+    help="Dead letters by reason, source and age, and the oldest one's age; the archive's "
+    "counts too, given a database URL.",
+    epilog=f"example: {EXAMPLES['stats']}",
+)
+@target_options
+@selection_options
+@json_option
 def dlq_stats(target: Target, selection: Selection, as_json: bool) -> int:
     found = stats(_live_letters(target, selection), datetime.now(UTC))
     conn = selection.archive()
@@ -89,6 +103,23 @@ def dlq_stats(target: Target, selection: Selection, as_json: bool) -> int:
     return EXIT_OK
 
 
+@group.command(
+    "peek",
+    help="Show dead letters without consuming them (they are released), or archived ones.",
+    epilog=f"example: {EXAMPLES['peek']}",
+)
+@target_options
+@selection_options
+@json_option
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--width", type=int, default=200, show_default=True, help="payload characters shown")
+@click.option(
+    "--from-archive",
+    is_flag=True,
+    help="show the archive (hookpipe.dead_letters) instead, e.g. what Pub/Sub's 7-day retention "
+    "dropped; rows already replayed are left out",
+)
+@click.option("--include-replayed", is_flag=True, help="with --from-archive: also rows replayed")
 def dlq_peek(
     target: Target,
     selection: Selection,
@@ -127,6 +158,38 @@ def _progress_printer(as_json: bool) -> Progress:
     return progress
 
 
+@group.command(
+    "replay",
+    help="Republish selected dead letters to the events topic, acking each only after its "
+    "republish is confirmed.",
+    epilog=f"example: {EXAMPLES['replay']}",
+)
+@target_options
+@selection_options
+@json_option
+@click.option(
+    "--max",
+    "max_messages",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="replay at most this many",
+)
+@click.option("--rate", type=float, default=None, help="messages per second at most")
+@click.option("--dry-run", is_flag=True, help="show what would be replayed")
+@click.option("--all", "replay_all", is_flag=True, help="allow replay without filters")
+@click.option("--topic", help="republish to this topic (default: the events topic)")
+@click.option(
+    "--from-archive",
+    is_flag=True,
+    help="replay from the archive (hookpipe.dead_letters), e.g. what Pub/Sub's 7-day retention "
+    "dropped; rows already replayed are skipped",
+)
+@click.option(
+    "--include-replayed",
+    is_flag=True,
+    help="with --from-archive: also rows replayed before (lands once all the same)",
+)
 def dlq_replay(
     target: Target,
     selection: Selection,
@@ -198,116 +261,3 @@ def replay_line(summary: ReplaySummary, dry_run: bool, topic: str) -> str:
     """What a replay selected, replayed (or would) and failed, and where to."""
     done = f"would replay {summary.selected}" if dry_run else f"replayed {summary.replayed}"
     return f"selected {summary.selected} · {done} · failed {summary.failed} → {topic}"
-
-
-@click.group("dlq", help="Inspect and replay dead letters.")
-def group() -> None:
-    pass
-
-
-@group.command(
-    "stats",
-    help="Dead letters by reason, source and age, and the oldest one's age; the archive's "
-    "counts too, given a database URL.",
-    epilog=f"example: {EXAMPLES['stats']}",
-)
-@target_options
-@selection_options
-@json_option
-def stats_command(target: Target, selection: Selection, as_json: bool) -> int:
-    return dlq_stats(target, selection, as_json)
-
-
-@group.command(
-    "peek",
-    help="Show dead letters without consuming them (they are released), or archived ones.",
-    epilog=f"example: {EXAMPLES['peek']}",
-)
-@target_options
-@selection_options
-@json_option
-@click.option("--limit", type=int, default=20, show_default=True)
-@click.option("--width", type=int, default=200, show_default=True, help="payload characters shown")
-@click.option(
-    "--from-archive",
-    is_flag=True,
-    help="show the archive (hookpipe.dead_letters) instead, e.g. what Pub/Sub's 7-day retention "
-    "dropped; rows already replayed are left out",
-)
-@click.option("--include-replayed", is_flag=True, help="with --from-archive: also rows replayed")
-def peek_command(
-    target: Target,
-    selection: Selection,
-    limit: int,
-    width: int,
-    from_archive: bool,
-    include_replayed: bool,
-    as_json: bool,
-) -> int:
-    return dlq_peek(
-        target,
-        selection,
-        limit=limit,
-        width=width,
-        from_archive=from_archive,
-        include_replayed=include_replayed,
-        as_json=as_json,
-    )
-
-
-@group.command(
-    "replay",
-    help="Republish selected dead letters to the events topic, acking each only after its "
-    "republish is confirmed.",
-    epilog=f"example: {EXAMPLES['replay']}",
-)
-@target_options
-@selection_options
-@json_option
-@click.option(
-    "--max",
-    "max_messages",
-    type=int,
-    default=1000,
-    show_default=True,
-    help="replay at most this many",
-)
-@click.option("--rate", type=float, default=None, help="messages per second at most")
-@click.option("--dry-run", is_flag=True, help="show what would be replayed")
-@click.option("--all", "replay_all", is_flag=True, help="allow replay without filters")
-@click.option("--topic", help="republish to this topic (default: the events topic)")
-@click.option(
-    "--from-archive",
-    is_flag=True,
-    help="replay from the archive (hookpipe.dead_letters), e.g. what Pub/Sub's 7-day retention "
-    "dropped; rows already replayed are skipped",
-)
-@click.option(
-    "--include-replayed",
-    is_flag=True,
-    help="with --from-archive: also rows replayed before (lands once all the same)",
-)
-def replay_command(
-    target: Target,
-    selection: Selection,
-    max_messages: int,
-    rate: float | None,
-    dry_run: bool,
-    replay_all: bool,
-    topic: str | None,
-    from_archive: bool,
-    include_replayed: bool,
-    as_json: bool,
-) -> int:
-    return dlq_replay(
-        target,
-        selection,
-        max_messages=max_messages,
-        rate=rate,
-        dry_run=dry_run,
-        replay_all=replay_all,
-        topic=topic,
-        from_archive=from_archive,
-        include_replayed=include_replayed,
-        as_json=as_json,
-    )

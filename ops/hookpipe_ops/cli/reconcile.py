@@ -24,6 +24,7 @@ from hookpipe_ops.cli.common import (
     err,
     out,
     safe,
+    sources_file_option,
     topology_file_option,
 )
 from hookpipe_ops.deadletters import parse_time
@@ -34,7 +35,6 @@ from hookpipe_ops.reconcile_job import ReconcileRun, run_reconcile
 from hookpipe_ops.reconcile_ledger import LeaseHeld
 from hookpipe_ops.topology import load_topology
 
-DEFAULT_SOURCES_FILE = Path(__file__).resolve().parents[3] / "infra/sources.toml"
 EXIT_LEASE_HELD = 6  # another run is reconciling this source: this one did nothing
 logger = logging.getLogger("hookpipe.reconcile")
 
@@ -72,12 +72,7 @@ def group() -> None:
 @click.option(
     "--api-key", envvar="HOOKPIPE_LEADPROSPER_API_KEY", help="$HOOKPIPE_LEADPROSPER_API_KEY"
 )
-@click.option(
-    "--sources-file",
-    envvar="HOOKPIPE_SOURCES_FILE",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=DEFAULT_SOURCES_FILE,
-)
+@sources_file_option
 def leadprosper(
     project: str,
     since: str | None,

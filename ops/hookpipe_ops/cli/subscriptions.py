@@ -33,6 +33,11 @@ endpoint_option = click.option(
 name_argument = click.argument("name", required=False)
 
 
+@click.group("subscriptions", help="Tune subscriptions from the settings file.")
+def group() -> None:
+    pass
+
+
 def _spec_keys(target: Target, name: str | None) -> list[str]:
     """The file's keys of the subscription ``name`` (its name or its key), or of all of them."""
     topology = target.topology
@@ -49,7 +54,16 @@ def _live(subscriber: SubscriberClient, project: str, name: str) -> dict[str, An
     return subs.live_settings(subscriber.get_subscription(subscription=path))
 
 
-def subscriptions_show(target: Target, name: str | None, as_json: bool) -> int:
+@group.command(
+    "show", help="Live settings of the file's subscriptions.", epilog=f"example: {EXAMPLES['show']}"
+)
+@target_options
+@json_option
+@endpoint_option
+@name_argument
+def subscriptions_show(
+    target: Target, name: str | None, push_endpoint: str | None, as_json: bool
+) -> int:
     specs = [target.topology.subscriptions[k] for k in _spec_keys(target, name)]
     with SubscriberClient() as subscriber:
         live = {spec.name: _live(subscriber, target.project_id, spec.name) for spec in specs}
@@ -79,6 +93,15 @@ def _warn(target: Target) -> None:
         err.print(f"[yellow]warning:[/] {warning}")
 
 
+@group.command(
+    "diff",
+    help="Live settings against the file, field by field (exit code 3 when they differ).",
+    epilog=f"example: {EXAMPLES['diff']}",
+)
+@target_options
+@json_option
+@endpoint_option
+@name_argument
 def subscriptions_diff(
     target: Target, name: str | None, push_endpoint: str | None, as_json: bool
 ) -> int:
@@ -105,6 +128,16 @@ def subscriptions_diff(
     return EXIT_DIFF if any(data.values()) else EXIT_OK
 
 
+@group.command(
+    "apply",
+    help="Update only the fields that differ from the file (with an update mask), showing "
+    "before and after.",
+    epilog=f"example: {EXAMPLES['apply']}",
+)
+@target_options
+@json_option
+@endpoint_option
+@name_argument
 def subscriptions_apply(
     target: Target, name: str | None, push_endpoint: str | None, as_json: bool
 ) -> int:
@@ -147,16 +180,27 @@ def subscriptions_apply(
     return EXIT_OK
 
 
+@group.command(
+    "set",
+    help="Emergency change of one live field; warns that the file now drifts.",
+    epilog=f"example: {EXAMPLES['set']}",
+)
+@target_options
+@json_option
+@endpoint_option
+@click.argument("name")
+@click.argument("field")
+@click.argument("value")
 def subscriptions_set(
-    target: Target, name: str, field: str, text: str, push_endpoint: str | None, as_json: bool
+    target: Target, name: str, field: str, value: str, push_endpoint: str | None, as_json: bool
 ) -> int:
-    value = subs.parse_value(field, text)  # an unknown field is a usage error, named here
+    parsed = subs.parse_value(field, value)  # an unknown field is a usage error, named here
     project = target.project_id
     [key] = _spec_keys(target, name)
     spec = target.topology.subscriptions[key]
     with SubscriberClient() as subscriber:
         live = _live(subscriber, project, spec.name)
-        candidate = subs.merged(live, {field: value})
+        candidate = subs.merged(live, {field: parsed})
         subs.validate(spec, candidate)
         request, mask = subs.update_request(project, spec.name, candidate, {field})
         subscriber.update_subscription(subscription=request, update_mask=mask)
@@ -187,65 +231,3 @@ def subscriptions_set(
             "or run `hookpipe subscriptions apply` to go back"
         )
     return EXIT_OK
-
-
-@click.group("subscriptions", help="Tune subscriptions from the settings file.")
-def group() -> None:
-    pass
-
-
-@group.command(
-    "show", help="Live settings of the file's subscriptions.", epilog=f"example: {EXAMPLES['show']}"
-)
-@target_options
-@json_option
-@endpoint_option
-@name_argument
-def show_command(target: Target, name: str | None, push_endpoint: str | None, as_json: bool) -> int:
-    return subscriptions_show(target, name, as_json)
-
-
-@group.command(
-    "diff",
-    help="Live settings against the file, field by field (exit code 3 when they differ).",
-    epilog=f"example: {EXAMPLES['diff']}",
-)
-@target_options
-@json_option
-@endpoint_option
-@name_argument
-def diff_command(target: Target, name: str | None, push_endpoint: str | None, as_json: bool) -> int:
-    return subscriptions_diff(target, name, push_endpoint, as_json)
-
-
-@group.command(
-    "apply",
-    help="Update only the fields that differ from the file (with an update mask), showing "
-    "before and after.",
-    epilog=f"example: {EXAMPLES['apply']}",
-)
-@target_options
-@json_option
-@endpoint_option
-@name_argument
-def apply_command(
-    target: Target, name: str | None, push_endpoint: str | None, as_json: bool
-) -> int:
-    return subscriptions_apply(target, name, push_endpoint, as_json)
-
-
-@group.command(
-    "set",
-    help="Emergency change of one live field; warns that the file now drifts.",
-    epilog=f"example: {EXAMPLES['set']}",
-)
-@target_options
-@json_option
-@endpoint_option
-@click.argument("name")
-@click.argument("field")
-@click.argument("value")
-def set_command(
-    target: Target, name: str, field: str, value: str, push_endpoint: str | None, as_json: bool
-) -> int:
-    return subscriptions_set(target, name, field, value, push_endpoint, as_json)

@@ -21,6 +21,7 @@ from hookpipe_ops.cli.common import (
     err,
     out,
     safe,
+    sources_file_option,
 )
 from hookpipe_ops.database import connect
 from hookpipe_ops.deadletters import parse_time
@@ -49,7 +50,6 @@ from hookpipe_ops.trace_sources import (
     recent_event_ids,
 )
 
-DEFAULT_SOURCES_FILE = Path(__file__).resolve().parents[3] / "infra/sources.toml"
 EXAMPLES = (
     "hookpipe trace 6f1c…-lp-request-uuid --since 7d",
     "hookpipe trace --recent --problems --source leadprosper",
@@ -100,12 +100,7 @@ VERDICT_STYLE = {"landed": "green", "in-flight": "yellow", "unknown": "yellow"}
     "Cloud Logging on Google Cloud, and unknown against emulators",
 )
 @click.option("--pubsub-emulator", envvar="PUBSUB_EMULATOR_HOST", hidden=True)
-@click.option(
-    "--sources-file",
-    envvar="HOOKPIPE_SOURCES_FILE",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=DEFAULT_SOURCES_FILE,
-)
+@sources_file_option
 def command(
     key: str | None,
     source: str | None,
