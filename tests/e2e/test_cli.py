@@ -25,12 +25,16 @@ REPO = Path(__file__).resolve().parents[2]
 HOOKPIPE = str(Path(sys.executable).parent / "hookpipe")
 
 
-def cli(stack: StackHandle, *argv: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    stack: StackHandle, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The operator CLI in a process of its own against the stack (``env``: more variables)."""
     env = {
         **os.environ,
         "PUBSUB_EMULATOR_HOST": stack.stack.pubsub.host,
         "HOOKPIPE_PROJECT_ID": stack.project_id,
         "COLUMNS": "200",
+        **(env or {}),
     }
     return subprocess.run(
         [HOOKPIPE, *argv],

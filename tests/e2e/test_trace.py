@@ -8,7 +8,6 @@ exits 2; sender content is printed escaped."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import uuid
@@ -24,7 +23,7 @@ from hookpipe_ops.trace import lookup_for
 from hookpipe_ops.trace_sources import RECENT, PostgresTrace, recent_event_ids
 from psycopg import sql
 
-from tests.e2e.test_cli import HOOKPIPE, REPO
+from tests.e2e.test_cli import REPO, cli
 from tests.support import StackHandle, lead, postgres_refuses, wait_for
 
 pytestmark = pytest.mark.stack
@@ -32,25 +31,18 @@ pytestmark = pytest.mark.stack
 
 def trace(stack: StackHandle, *argv: str) -> subprocess.CompletedProcess[str]:
     s = stack.stack
-    env = {
-        **os.environ,
-        "PUBSUB_EMULATOR_HOST": s.pubsub.host,
-        "HOOKPIPE_PROJECT_ID": stack.project_id,
-        "HOOKPIPE_DATABASE_URL": s.postgres.url,
-        "HOOKPIPE_BIGQUERY_ENDPOINT": s.bigquery.url,
-        "HOOKPIPE_SPOOL_BUCKET": s.storage.bucket,
-        "STORAGE_EMULATOR_HOST": s.storage.url,
-        "HOOKPIPE_LOGS_DIR": str(s.state_dir / "logs"),
-        "COLUMNS": "220",
-    }
-    return subprocess.run(
-        [HOOKPIPE, "trace", *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-        check=False,
+    return cli(
+        stack,
+        "trace",
+        *argv,
+        env={
+            "HOOKPIPE_DATABASE_URL": s.postgres.url,
+            "HOOKPIPE_BIGQUERY_ENDPOINT": s.bigquery.url,
+            "HOOKPIPE_SPOOL_BUCKET": s.storage.bucket,
+            "STORAGE_EMULATOR_HOST": s.storage.url,
+            "HOOKPIPE_LOGS_DIR": str(s.state_dir / "logs"),
+            "COLUMNS": "220",
+        },
     )
 
 
@@ -168,12 +160,7 @@ def test_a_dead_lettered_event_says_how_to_replay_it_and_lands_once_replayed(
         lambda attributes, _: attributes.get("ce-id") == event_id, lambda found: len(found) >= 1
     )
 
-    env = {**os.environ, "PUBSUB_EMULATOR_HOST": stack.stack.pubsub.host,
-           "HOOKPIPE_PROJECT_ID": stack.project_id}  # fmt: skip
-    argv = [HOOKPIPE, *replay_command.split()[1:], "--database-url", stack.stack.postgres.url]
-    replay = subprocess.run(
-        argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False
-    )
+    replay = cli(stack, *replay_command.split()[1:], "--database-url", stack.stack.postgres.url)
     assert replay.returncode == 0, replay.stderr
     event = landed(stack, event_id)
     assert {"dead-lettered", "replayed", "committed"} <= set(stages(event))
