@@ -56,8 +56,8 @@ test: lint typecheck infra-check pytest ## Everything CI runs: lint, types, chec
 bench-ingest: install ## Ingest throughput/latency vs the emulator's publish ceiling and a naive baseline
 	$(PY) -m benchmarks.ingest
 
-bench-worker: install ## Worker throughput/latency with group commit vs one write per message (BASELINE=dir: against another checkout)
-	$(PY) -m benchmarks.worker $(if $(BASELINE),--baseline $(BASELINE))
+bench-worker: install ## Worker throughput/latency with group commit vs one write per message (BASELINE=dir: against another checkout, PROFILE=1: CPU per stage)
+	$(PY) -m benchmarks.worker $(if $(BASELINE),--baseline $(BASELINE)) $(if $(PROFILE),--profile) $(if $(ROUNDS),--rounds $(ROUNDS))
 
 bench-bigquery: install ## insertAll against the Storage Write API on the BigQuery emulator
 	$(PY) -m benchmarks.bigquery_write

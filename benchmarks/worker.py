@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from hookpipe_devstack.services import PythonService
 from hookpipe_devstack.stack import Stack
 
 from benchmarks.loadgen import LoadResult, build_request, cores, lead_body, rss_mb, run_load
+from benchmarks.stages import RATE, Profile, Recorder
 
 
 def push_envelope(i: int, run: str) -> bytes:
@@ -154,8 +156,16 @@ def alternate(
     return results
 
 
-def compare(baseline: Path, requests: int, rounds: int, concurrency: int) -> int:
-    """This tree's worker against ``baseline``'s, default settings, same stack and run."""
+LOW_CONCURRENCY = 2  # the emulator's push, and a quiet production subscription
+LOW_REQUESTS = 300
+
+
+def compare(
+    baseline: Path, requests: int, rounds: int, concurrency: int, profile: bool = False
+) -> int:
+    """This tree's worker against ``baseline``'s, default settings, same stack and run, in
+    alternating rounds: throughput and ack latency at ``concurrency``, commit latency at
+    ``LOW_CONCURRENCY`` in flight, and (``profile``) CPU per event by stage (benchmarks/stages)."""
     revision = subprocess.run(
         ["git", "-C", str(baseline), "rev-parse", "--short", "HEAD"],
         capture_output=True,
@@ -168,33 +178,81 @@ def compare(baseline: Path, requests: int, rounds: int, concurrency: int) -> int
     stack.extra_env = {"HOOKPIPE_LOG_LEVEL": "WARNING"}
     variants = [
         # A checkout's worker reads its own sources file (a newer one may hold tables it lacks).
-        (
-            f"baseline ({revision})",
-            {"HOOKPIPE_SOURCES_FILE": str(baseline / "infra/sources.toml")},
-            requests,
-            baseline,
-        ),
-        ("this tree", {}, requests, REPO),
-    ]
+        (f"baseline ({revision})", {"HOOKPIPE_SOURCES_FILE": str(baseline / "infra/sources.toml")},
+         baseline),
+        ("this tree", {}, REPO),
+    ]  # fmt: skip
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    p99s: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    low_p50s: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    peaks: dict[str, float] = {name: 0.0 for name, _, _ in variants}
+    profiles = {name: Profile() for name, _, _ in variants}
     try:
         stack.start()
-        results = alternate(stack, variants, rounds, concurrency)
+        for round_ in range(rounds):
+            for name, env, source in variants:
+                service = PythonService(
+                    "worker", stack.state_dir, {**stack.service_env(), **env}, source=source
+                )
+                service.start()
+                try:
+                    measure(service, 300, concurrency)  # warm-up: pool, clients, caches
+                    pid = service.serving_pid()
+                    recorder = (
+                        Recorder(pid, stack.state_dir / f"profile-{round_}-{len(rates[name])}.txt")
+                        if profile and pid
+                        else None
+                    )
+                    result, rss = measure(service, requests, concurrency)
+                    if recorder is not None:
+                        profiles[name].add(recorder.stop(requests))
+                    low, _ = measure(service, LOW_REQUESTS, LOW_CONCURRENCY)
+                finally:
+                    service.stop()
+                for one in (result, low):
+                    assert one.statuses.keys() <= {204}, (name, one.statuses)
+                rates[name].append(result.rate)
+                p99s[name].append(result.percentile(0.99))
+                low_p50s[name].append(low.p50)
+                peaks[name] = max(peaks[name], rss)
+                print(f"  round {round_ + 1} {name}: {result.rate:,.0f} events/s, p99 "
+                      f"{result.percentile(0.99):.0f} ms, p50 at {LOW_CONCURRENCY} in flight "
+                      f"{low.p50:.1f} ms", flush=True)  # fmt: skip
     finally:
         stack.stop()
-    base = results[variants[0][0]][0].rate
+    names = [name for name, _, _ in variants]
+    base = names[0]
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values)
+
     rows = [
-        f"| {name} | {result.rate:,.0f} | {result.rate / base:.2f}× | "
-        f"{result.p50:.0f} | {result.percentile(0.99):.0f} | {rss:.0f} |"
-        for name, (result, rss) in results.items()
+        f"| {name} | {med(rates[name]):,.0f} | {med(rates[name]) / med(rates[base]):.2f}× | "
+        f"{med(p99s[name]):.0f} | {med(p99s[name]) / med(p99s[base]):.2f}× | "
+        f"{med(low_p50s[name]):.1f} | {med(low_p50s[name]) / med(low_p50s[base]):.2f}× | "
+        f"{peaks[name]:.0f} |"
+        for name in names
     ]
     print(f"""
-`make bench-worker BASELINE=…` — {time.strftime("%Y-%m-%d")}, {cores()} cores, {rounds} alternating \
-rounds pooled, {concurrency} concurrent push requests straight to the worker, default settings.
+`make bench-worker BASELINE=…` — {time.strftime("%Y-%m-%d")}, {cores()} cores, medians of {rounds} \
+alternating rounds, {requests} pushes at {concurrency} concurrent straight to the worker, then \
+{LOW_REQUESTS} at {LOW_CONCURRENCY} in flight; default settings.
 
-| worker code | events/s committed to both sinks | vs baseline | p50 ack ms | p99 ack ms | peak RSS MB |
-| --- | ---: | ---: | ---: | ---: | ---: |
+| worker code | events/s | vs baseline | p99 ack ms | vs baseline | p50 ack ms at {LOW_CONCURRENCY} in flight | vs baseline | peak RSS MB |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 {chr(10).join(rows)}
 """)
+    if profile:
+        stages = sorted({s for p in profiles.values() for s in p.samples},
+                        key=lambda s: -profiles[names[-1]].samples[s])  # fmt: skip
+        print(f"CPU ms per event by stage (py-spy, {RATE} samples/s, active threads):\n")
+        print("| stage | " + " | ".join(names) + " |")
+        print("| --- |" + " ---: |" * len(names))
+        for stage in stages:
+            cells = " | ".join(f"{profiles[n].cpu_ms_per_event(stage):.3f}" for n in names)
+            print(f"| {stage} | {cells} |")
+        totals = " | ".join(f"**{profiles[n].total_ms_per_event:.3f}**" for n in names)
+        print(f"| all | {totals} |")
     return 0
 
 
@@ -212,9 +270,14 @@ def main() -> int:
         help="a checkout of another revision (git worktree add): compare its worker with this "
         "tree's, both with the default settings, alternating in the same run",
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="with --baseline: CPU per event by stage (py-spy)"
+    )
     args = parser.parse_args()
     if args.baseline is not None:
-        return compare(args.baseline.resolve(), args.requests, args.rounds, args.concurrency)
+        return compare(
+            args.baseline.resolve(), args.requests, args.rounds, args.concurrency, args.profile
+        )
 
     stack = Stack(
         Path(tempfile.mkdtemp(prefix="hookpipe-bench-worker-")), project_id="hookpipe-bench"
