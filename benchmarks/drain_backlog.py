@@ -28,8 +28,9 @@ from pathlib import Path
 import httpx
 from google.cloud.pubsub_v1 import PublisherClient
 from hookpipe.event import WebhookEvent, event_id, to_message
+from hookpipe.spool import object_name
 from hookpipe_devstack.emulators import PubSubEmulator, StorageEmulator
-from hookpipe_ingest.spool import encode, object_name
+from hookpipe_ingest.spool import encode
 
 from benchmarks.loadgen import cores
 

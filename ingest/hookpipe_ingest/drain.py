@@ -43,10 +43,11 @@ from google.cloud.pubsub_v1 import PublisherClient
 from hookpipe.errors import ConfigError, error_class
 from hookpipe.logging import configure_logging, log_event
 from hookpipe.settings import CommonSettings, exit_on_config_error, load_settings
+from hookpipe.spool import PREFIX
 from pydantic import Field
 
 from hookpipe_ingest.errors import BadSpoolObject, SpoolUnavailable
-from hookpipe_ingest.spool import PREFIX, GcsSpool, SpooledObject, decode
+from hookpipe_ingest.spool import GcsSpool, SpooledObject, decode
 
 logger = logging.getLogger("hookpipe.spool")
 

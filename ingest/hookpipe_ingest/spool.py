@@ -29,11 +29,11 @@ from typing import Any
 from google.api_core.exceptions import GoogleAPIError, NotFound, PreconditionFailed
 from google.auth.exceptions import GoogleAuthError
 from hookpipe.errors import error_class
+from hookpipe.spool import PREFIX, object_name
 from requests.exceptions import RequestException
 
 from hookpipe_ingest.errors import BadSpoolObject, SpoolUnavailable
 
-PREFIX = "spool/"
 SPOOL_WRITERS = 32  # spool writes in flight at once in one ingest process
 
 # What the storage client raises when a call does not get through: the API, credentials, the
@@ -46,10 +46,6 @@ class SpooledObject:
     name: str
     generation: int
     created: datetime
-
-
-def object_name(event_id: str) -> str:
-    return PREFIX + event_id
 
 
 def encode(data: bytes, attributes: Mapping[str, str]) -> bytes:

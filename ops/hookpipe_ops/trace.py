@@ -67,16 +67,16 @@ def lookup_for(
         rule = config.idempotency
         if rule.header is not None:
             ids.append(event_id(name, f"header:{key}"))
-        lead_field = _lead_field(config)
-        if lead_field is not None:
-            leads.append(LeadKey(name, lead_field, key))
+        field = lead_field(config)
+        if field is not None:
+            leads.append(LeadKey(name, field, key))
             statuses = (lead_statuses or {}).get(name, ())
-            if len(rule.fields) == 2 and rule.fields[0] == lead_field:
+            if len(rule.fields) == 2 and rule.fields[0] == field:
                 ids += [event_id(name, f"fields:{key}\x1f{status}") for status in statuses]
     return Lookup(key, tuple(dict.fromkeys(ids)), tuple(leads), since)
 
 
-def _lead_field(config: SourceConfig) -> str | None:
+def lead_field(config: SourceConfig) -> str | None:
     """The payload field a source's current state is keyed on (its lead key), if it has one."""
     if config.current_state is None:
         return None

@@ -20,6 +20,7 @@ from google.auth.exceptions import GoogleAuthError
 from google.cloud import bigquery, storage
 from hookpipe.deadletters import parse_timestamp
 from hookpipe.sources import SourceConfig
+from hookpipe.spool import PREFIX, event_id_of, object_name
 from psycopg import sql
 from requests.exceptions import RequestException
 
@@ -33,14 +34,14 @@ from hookpipe_ops.trace import (
     SpooledObject,
     StoredEvent,
     Unknown,
+    lead_field,
 )
 
 DATASET_ID = re.compile(r"[a-z][a-z0-9:.-]*\.\w+")  # project (may be domain:name).dataset
 VIEW_COLUMNS = ("event_id, source, event_type, received_at, pubsub_message_id, "
                 "TO_JSON_STRING(problems) AS problems, origin")  # fmt: skip
-SPOOL_PREFIX = "spool/"
 # A store that does not answer in this time (paused, partitioned) is unknown: a trace answers.
-STORE_TIMEOUT_SECONDS = 5.0  # ingest's object names: spool/<event id> (hookpipe_ingest.spool)
+STORE_TIMEOUT_SECONDS = 5.0
 REQUEST_EVENTS = {"webhook": "ingest", "push": "worker", "dead_letter": "worker"}
 
 
@@ -52,13 +53,8 @@ class PostgresTrace:
         self._sources = sources
 
     def _lead_fields(self) -> dict[str, str]:
-        fields: dict[str, str] = {}
-        for name, config in sorted(self._sources.items()):
-            if config.current_state is not None:
-                column = config.columns.get(config.current_state.key)
-                if column is not None:
-                    fields[name] = column.field
-        return fields
+        fields = {name: lead_field(config) for name, config in sorted(self._sources.items())}
+        return {name: field for name, field in fields.items() if field is not None}
 
     def events(self, lookup: Lookup) -> list[StoredEvent]:
         leads = self._lead_fields()
@@ -225,14 +221,14 @@ class SpoolTrace:
 
     def recent(self, limit: int) -> list[str]:
         """Event ids of objects still in the spool (at most ``limit``)."""
-        blobs = self._bucket.list_blobs(prefix=SPOOL_PREFIX, max_results=limit)
-        return [blob.name.removeprefix(SPOOL_PREFIX) for blob in blobs]
+        blobs = self._bucket.list_blobs(prefix=PREFIX, max_results=limit)
+        return [event_id_of(blob.name) for blob in blobs]
 
     def objects(self, event_ids: Sequence[str]) -> dict[str, SpooledObject] | Unknown:
         found: dict[str, SpooledObject] = {}
         try:
             for eid in event_ids:
-                blob = self._bucket.get_blob(SPOOL_PREFIX + eid, timeout=STORE_TIMEOUT_SECONDS)
+                blob = self._bucket.get_blob(object_name(eid), timeout=STORE_TIMEOUT_SECONDS)
                 if blob is not None:
                     found[eid] = SpooledObject(blob.name, blob.time_created)
         except (GoogleAPIError, RequestException, OSError):

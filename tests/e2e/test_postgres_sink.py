@@ -45,7 +45,7 @@ async def insert_and_commit(
     pool = create_pool(database_url, min_size=1, max_size=1, timeout=5)
     await pool.open()
     try:
-        async with PostgresSink(pool).transaction() as tx:
+        async with PostgresSink(pool, {}).transaction() as tx:
             inserted, failed = await tx.insert(sorted(rows, key=lambda r: r.event_id))
         return inserted, dict(failed)
     finally:
@@ -87,7 +87,7 @@ def test_a_lost_connection_fails_the_whole_batch(stack: StackHandle) -> None:
         pool = create_pool(stack.stack.postgres.url, min_size=1, max_size=1, timeout=5)
         await pool.open()
         try:
-            async with PostgresSink(pool).transaction() as tx:
+            async with PostgresSink(pool, {}).transaction() as tx:
                 stack.pg("SELECT pg_terminate_backend(%s)", [tx.conn.info.backend_pid])
                 await tx.insert(rows)
         except SinkUnavailable as exc:

@@ -240,7 +240,7 @@ def test_a_drain_pass_that_cannot_publish_exits_non_zero_and_deletes_nothing(
 def test_the_spool_lists_from_where_a_pass_starts_and_wraps_around(stack: StackHandle) -> None:
     """Overlapping drainer executions start at random names, so they work on different objects;
     the listing pages lazily from there to the end, then from the start up to it."""
-    from hookpipe_ingest.spool import object_name
+    from hookpipe.spool import object_name
 
     with _env(stack), _no_background_drainer(stack):
         names = sorted(object_name(i) for i in _spool_events(stack, 12))

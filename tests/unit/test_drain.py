@@ -9,8 +9,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from hookpipe.spool import object_name
 from hookpipe_ingest.drain import drain
-from hookpipe_ingest.spool import SpooledObject, encode, object_name
+from hookpipe_ingest.spool import SpooledObject, encode
 
 
 class MemorySpool:

@@ -147,6 +147,7 @@ MODULE_RULES: list[Rule] = [
                 "problems",
                 "errors",
                 "deadletters",
+                "spool",
                 "text",
             )
         ),

@@ -1,7 +1,8 @@
 """``hookpipe trace``: where is this event? One timeline per matching event, from the sender's
 request to both sinks, and a verdict (:mod:`hookpipe_ops.trace`).
 
-Exit codes: 0 every matched event landed in both sinks · 1 one has not · 2 nothing matched.
+Exit codes: 0 every matched event landed in both sinks · 1 one has not · 2 nothing matched
+(``--recent`` with nothing to list: 0, an empty list is an answer).
 """
 
 from __future__ import annotations

@@ -75,8 +75,6 @@ class BigQuerySink:
 
     def __init__(self, client: bigquery.Client, table: str, timeout_seconds: float) -> None:
         self._insert_all = InsertAll(client, table, timeout_seconds)
-        self.client = client
-        self.table = table
 
     async def insert(self, rows: Sequence[EventRow]) -> dict[str, RowRejected]:
         """Insert ``rows``; return those BigQuery refused for their values.

@@ -118,13 +118,12 @@ def create_pool(
 
 class PostgresSink:
     """The :class:`~hookpipe_worker.ports.EventStore` port on Postgres. ``sources``: those with a
-    current-state table get its upsert, built once here rather than per batch."""
+    current-state table get its upsert, built once here rather than per batch. Required, not
+    defaulted: a sink built without them would commit every event and never move current state."""
 
-    def __init__(
-        self, pool: AsyncConnectionPool, sources: Mapping[str, SourceConfig] | None = None
-    ) -> None:
+    def __init__(self, pool: AsyncConnectionPool, sources: Mapping[str, SourceConfig]) -> None:
         self.pool = pool
-        self.current_state = current_state_tables(sources or {})
+        self.current_state = current_state_tables(sources)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
