@@ -3,9 +3,16 @@
 Both services need it. Ingest's requests each wait for their own Pub/Sub publish; the worker's push
 requests each wait for their own row to be committed. Each caller ``submit``s one item and awaits
 its own outcome; a dispatcher closes a batch when it holds ``max_items`` or ``max_bytes``, or its
-oldest item has waited ``max_delay`` seconds, and hands it to ``flush`` with at most
-``max_concurrent`` flushes in flight. While every slot is busy, items accumulate: batches grow
-with load by themselves, and with ``max_delay=0`` a lone caller waits for no one.
+oldest item has waited ``max_delay`` seconds, or (``recent_window``) it holds as many items as
+the largest batch taken in the last ``recent_window`` seconds, and hands it to ``flush`` with at
+most ``max_concurrent`` flushes in flight. While every slot is busy, items accumulate: batches
+grow with load by themselves, and with ``max_delay=0`` a lone caller waits for no one.
+
+``recent_window`` is for callers that come back together (the pushes a batch answered are the
+next batch's, as Pub/Sub's push and a load generator keep a number of requests in flight): when
+the callers that were there are back, no one else is coming, so the batch goes at once rather
+than after ``max_delay``. Two pushes in flight make batches of two that never wait; eighty make
+batches that still wait (up to ``max_delay``) for all eighty.
 
 A queued item whose caller has given up (timed out, disconnected) is dropped when its batch is
 taken: it is never flushed after its caller was answered.
@@ -29,12 +36,17 @@ from hookpipe.errors import HookpipeError
 type FlushFn[T, R] = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
 
 
+# At most this many recent batches are remembered (``recent_window``).
+RECENT_BATCHES = 64
+
+
 @dataclass(frozen=True, slots=True)
 class BatchPolicy:
     max_items: int = 500
     max_bytes: int = 5 * 1024 * 1024
     max_delay: float = 0.0
     max_concurrent: int = 4
+    recent_window: float | None = None  # see the module's docstring; None: always max_delay
     max_queued: int = 5000
 
 
@@ -71,6 +83,8 @@ class MicroBatcher[T, R]:
         self._on_batch = on_batch
         self._queue: deque[_Pending[T, R]] = deque()
         self._queued_bytes = 0
+        # (when, size) of the batches taken lately; bounded, as the window may hold many.
+        self._recent: deque[tuple[float, int]] = deque(maxlen=RECENT_BATCHES)
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(policy.max_concurrent)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -89,19 +103,29 @@ class MicroBatcher[T, R]:
             raise self._overloaded(len(self._queue))
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         size = self._size(item)
-        self._queue.append(_Pending(item, size, future))
+        pending = _Pending(item, size, future)
+        self._queue.append(pending)
         self._queued_bytes += size
         self._wakeup.set()
         return await future
 
-    def _batch_ready(self) -> bool:
+    def _wait_left(self) -> float:
+        """How long the queued batch may still wait for more items (0: it is ready)."""
         policy = self._policy
-        return (
+        if (
             self._closing
             or len(self._queue) >= policy.max_items
             or self._queued_bytes >= policy.max_bytes
-            or time.monotonic() - self._queue[0].enqueued >= policy.max_delay
-        )
+        ):
+            return 0.0
+        now = time.monotonic()
+        if policy.recent_window is not None:
+            recent = self._recent
+            while recent and now - recent[0][0] > policy.recent_window:
+                recent.popleft()
+            if recent and len(self._queue) >= max(size for _, size in recent):
+                return 0.0
+        return max(policy.max_delay - (now - self._queue[0].enqueued), 0.0)
 
     async def _dispatch(self) -> None:
         while True:
@@ -111,11 +135,11 @@ class MicroBatcher[T, R]:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if not self._batch_ready():
-                wait = self._policy.max_delay - (time.monotonic() - self._queue[0].enqueued)
+            wait = self._wait_left()
+            if wait > 0:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=max(wait, 0.0))
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
                 continue
             await self._slots.acquire()
             batch = self._take()
@@ -143,6 +167,8 @@ class MicroBatcher[T, R]:
             batch.append(self._queue.popleft())
             size += pending.size
         self._queued_bytes -= size
+        if batch and self._policy.recent_window is not None:
+            self._recent.append((time.monotonic(), len(batch)))
         return batch
 
     async def _run(self, batch: list[_Pending[T, R]]) -> None:

@@ -198,6 +198,8 @@ def log_event(
     message, which is where Error Reporting looks for it (the structured handler drops
     ``exc_info``) and the entry is typed as a reported error event.
     """
+    if not logger.isEnabledFor(level):  # nothing is written: build nothing
+        return
     json_fields = {name: bounded(value) for name, value in (fields or {}).items()}
     message = bounded(message)
     if exc is not None:

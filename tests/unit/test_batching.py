@@ -163,3 +163,39 @@ def test_an_item_whose_caller_gave_up_is_never_flushed() -> None:
 
     assert asyncio.run(scenario()) == 30
     assert flushed == [[1], [3]]
+
+
+def test_a_batch_goes_at_once_when_the_recent_batches_callers_are_back() -> None:
+    """Two callers in flight, each resubmitting when answered: after the first batch (which
+    waits out max_delay, there being no history yet), every batch of two goes at once. With a
+    max_delay of a minute, the guard would fail the test long before a batch waited it out."""
+    recorder = Recorder()
+
+    async def scenario() -> None:
+        batcher = _batcher(recorder, max_delay=0.05, recent_window=60)
+        await asyncio.wait_for(asyncio.gather(batcher.submit(0), batcher.submit(1)), 10)
+        batcher._policy = BatchPolicy(max_delay=60, recent_window=60)  # no more waiting it out
+        for i in range(2, 8, 2):
+            await asyncio.wait_for(asyncio.gather(batcher.submit(i), batcher.submit(i + 1)), 10)
+
+    asyncio.run(scenario())
+    assert recorder.batches == [[0, 1], [2, 3], [4, 5], [6, 7]]
+
+
+def test_without_a_recent_batch_as_large_the_batch_waits_for_max_delay() -> None:
+    """Fewer callers than the largest recent batch: they wait (here the guard's timeout), as
+    when the window holds nothing."""
+    recorder = Recorder()
+
+    async def scenario() -> bool:
+        batcher = _batcher(recorder, max_delay=0.02, recent_window=60)
+        await asyncio.gather(*(batcher.submit(i) for i in range(3)))
+        batcher._policy = BatchPolicy(max_delay=60, recent_window=60)
+        try:
+            await asyncio.wait_for(asyncio.gather(batcher.submit(3), batcher.submit(4)), 0.2)
+        except TimeoutError:
+            return True
+        return False
+
+    assert asyncio.run(scenario())
+    assert recorder.batches == [[0, 1, 2]]

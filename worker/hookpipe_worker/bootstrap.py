@@ -90,6 +90,7 @@ def group_commit(settings: WorkerSettings, writer: RowWriter) -> MicroBatcher[Ev
         max_items=settings.batch_max_rows,
         max_bytes=settings.batch_max_bytes,
         max_delay=settings.batch_max_delay_ms / 1000,
+        recent_window=settings.batch_recent_window_ms / 1000,
         max_concurrent=settings.batch_max_concurrent,
         max_queued=settings.batch_max_queued,
     )
