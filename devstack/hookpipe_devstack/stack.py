@@ -130,6 +130,7 @@ class Stack:
             "PUBSUB_EMULATOR_HOST": self.pubsub.host,
             "BIGQUERY_EMULATOR_HOST": self.bigquery.url,
             "HOOKPIPE_BIGQUERY_ENDPOINT": self.bigquery.url,
+            "HOOKPIPE_BIGQUERY_STORAGE_ENDPOINT": f"127.0.0.1:{self.bigquery.grpc_port}",
             "HOOKPIPE_DATABASE_URL": self.postgres.url,
             "HOOKPIPE_SOURCES_FILE": str(REPO / "infra/sources.toml"),
             "HOOKPIPE_LEADPROSPER_TOKENS": self.token,

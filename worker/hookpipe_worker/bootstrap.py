@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from hookpipe.batching import BatchPolicy, MicroBatcher
 from hookpipe.bigquery import bigquery_client
@@ -20,7 +21,7 @@ from hookpipe.problems import clip
 from hookpipe.sources import SourceConfig
 
 from hookpipe_worker.errors import Overloaded, ShuttingDown, WorkerError
-from hookpipe_worker.ports import Archive, DeadLetterTopic, RowWriter
+from hookpipe_worker.ports import Archive, DeadLetterTopic, RowLog, RowWriter
 from hookpipe_worker.process import Processor
 from hookpipe_worker.rows import EventRow
 from hookpipe_worker.settings import WorkerSettings
@@ -28,6 +29,12 @@ from hookpipe_worker.sinks.archive import DeadLetterArchive
 from hookpipe_worker.sinks.bigquery import BigQuerySink
 from hookpipe_worker.sinks.dead_letter_topic import PubSubDeadLetters
 from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
+from hookpipe_worker.sinks.storage_write import (
+    AppendStream,
+    StorageWriteSink,
+    table_encoder,
+    write_client,
+)
 from hookpipe_worker.writer import BatchWriter
 
 logger = logging.getLogger("hookpipe.worker")
@@ -116,7 +123,19 @@ def default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfi
     )
     bq_client = bigquery_client(settings.project_id, settings.bigquery_endpoint)
     postgres = PostgresSink(pool, sources)
-    bq = BigQuerySink(bq_client, settings.bigquery_table_id, settings.bigquery_timeout_seconds)
+    bq: RowLog
+    if settings.bigquery_write_api == "storage_write":
+        bq = StorageWriteSink(
+            table_encoder(bq_client, settings.bigquery_table_id, settings.bigquery_timeout_seconds),
+            lambda encoder: AppendStream(
+                partial(write_client, settings.bigquery_storage_endpoint),
+                settings.bigquery_table_id,
+                encoder.schema,
+            ),
+            settings.bigquery_timeout_seconds,
+        )
+    else:
+        bq = BigQuerySink(bq_client, settings.bigquery_table_id, settings.bigquery_timeout_seconds)
     dead_letters = PubSubDeadLetters(
         settings.project_id,
         settings.dead_letter_topic,

@@ -71,6 +71,13 @@ class WorkerSettings(CommonSettings):
         default=None, description="local emulator URL; unset in production"
     )
     bigquery_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How the raw events reach BigQuery: the Storage Write API's default stream (Google's advice
+    # for new pipelines; docs/delivery.md), or the legacy insertAll.
+    bigquery_write_api: Literal["storage_write", "insert_all"] = "storage_write"
+    bigquery_storage_endpoint: str | None = Field(
+        default=None,
+        description="local emulator's Storage Write gRPC host:port; unset in production",
+    )
 
     push_path: str = "/pubsub/push"
     # The dead-letter archive's push endpoint (subscriptions.json: dead-letter-archive).
