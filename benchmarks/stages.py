@@ -26,7 +26,21 @@ STAGES: dict[str, tuple[str, ...]] = {
     "build_row (normalize, map columns)": ("build_row", "map_columns", "normalize"),
     "current-state upsert": ("upsert_current_state", "upsert_table", "fold", "params"),
     "Postgres statement": ("insert", "_insert", "keep_first_received", "delete", "_arrays"),
-    "BigQuery request": ("insert_rows_json", "bigquery_row", "requests", "send"),
+    "BigQuery request": (
+        "insert_rows_json",
+        "bigquery_row",
+        "requests",
+        "send",
+        "insert",
+        "encode",
+        "encode_rows",
+        "_proto_value",
+        "_append",
+        "_send",
+        "append",
+        "_read",
+        "_outgoing",
+    ),
     "group commit (batcher)": ("submit", "_flush", "_run", "_drain"),
 }
 # Which files a stage's names must come from (``insert`` or ``clean`` alone are common).
@@ -36,7 +50,7 @@ STAGE_FILES = {
     "size bound": ("rows",),
     "build_row (normalize, map columns)": ("rows", "mapping", "payload"),
     "Postgres statement": ("postgres", "psycopg"),
-    "BigQuery request": ("bigquery",),
+    "BigQuery request": ("bigquery", "storage_write"),
     "group commit (batcher)": ("batching",),
     "current-state upsert": ("current_state", "postgres"),
 }

@@ -358,14 +358,8 @@ class StorageWriteSink:
         if not rows:
             return {}
         encoder, connection = await self._ready()
-        now = datetime.now(UTC)
-        rejected: dict[str, RowRejected] = {}
-        encoded: list[tuple[EventRow, bytes]] = []
-        for row in rows:
-            try:
-                encoded.append((row, encoder.encode(bigquery_row(row, now))))
-            except ValueError as exc:
-                rejected[row.event_id] = RowRejected("bigquery", str(exc))
+        # Off the event loop, as insertAll's request was: the loop keeps serving pushes.
+        encoded, rejected = await asyncio.to_thread(encode_rows, encoder, rows, datetime.now(UTC))
         sizes = [len(data) for _, data in encoded]
         for start, end in requests(sizes):
             if sizes[start] > MAX_INSERT_ALL_BYTES:  # alone, and still too large: refused alone
@@ -419,6 +413,20 @@ class StorageWriteSink:
                 raise failure
             await self._sleep(delay)
             delay = min(delay * 2, MAX_RETRY_DELAY)
+
+
+def encode_rows(
+    encoder: RowEncoder, rows: Sequence[EventRow], now: datetime
+) -> tuple[list[tuple[EventRow, bytes]], dict[str, RowRejected]]:
+    """Each row encoded, or refused for a value the table cannot hold (never sent)."""
+    encoded: list[tuple[EventRow, bytes]] = []
+    rejected: dict[str, RowRejected] = {}
+    for row in rows:
+        try:
+            encoded.append((row, encoder.encode(bigquery_row(row, now))))
+        except ValueError as exc:
+            rejected[row.event_id] = RowRejected("bigquery", str(exc))
+    return encoded, rejected
 
 
 def refused_rows(
