@@ -38,13 +38,14 @@ resource "google_pubsub_topic_iam_member" "ingest_checks_topic" {
   member = google_service_account.ingest.member
 }
 
-# worker: insert rows into its two tables (insertAll), publish dead letters, read the DB secret.
-# Not roles/bigquery.dataEditor (it could delete tables and, with jobUser, rows by DML) and no
-# jobUser at all: the worker runs no jobs. insertAll needs tables.updateData; nothing else.
+# worker: insert rows into its two tables (the Storage Write API's default stream, or insertAll),
+# publish dead letters, read the DB secret. Not roles/bigquery.dataEditor (it could delete tables
+# and, with jobUser, rows by DML) and no jobUser at all: the worker runs no jobs. Both write paths
+# need tables.updateData; tables.get reads the schema the Storage Write rows are encoded with.
 resource "google_project_iam_custom_role" "bigquery_row_inserter" {
   role_id     = "hookpipeBigQueryRowInserter"
   title       = "hookpipe BigQuery row inserter"
-  description = "Streams rows into a table (insertAll); cannot read, query, delete or change tables."
+  description = "Streams rows into a table (Storage Write API or insertAll); cannot read, query, delete or change tables."
   permissions = ["bigquery.tables.get", "bigquery.tables.updateData"]
 }
 

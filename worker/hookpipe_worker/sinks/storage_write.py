@@ -210,11 +210,6 @@ class AppendStream:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
-
 
 class _Connection:
     def __init__(
