@@ -15,6 +15,7 @@ from hookpipe_worker.sinks.storage_write import (
     AppendStream,
     RowEncoder,
     StorageWriteSink,
+    TableWriter,
     table_encoder,
     write_client,
 )
@@ -39,7 +40,7 @@ def sink_for(stack: StackHandle, streams: list[AppendStream], timeout: float) ->
         streams.append(stream)
         return stream
 
-    return StorageWriteSink(table_encoder(stack.bq, table, timeout), connect, timeout)
+    return StorageWriteSink(TableWriter(table_encoder(stack.bq, table, timeout), connect, timeout))
 
 
 def test_a_row_bigquery_refuses_fails_alone_and_its_batch_mates_land(stack: StackHandle) -> None:

@@ -20,9 +20,11 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.rpc import code_pb2
 from hookpipe_worker.errors import RowRejected, SinkUnavailable
 from hookpipe_worker.rows import MAX_INSERT_ALL_BYTES, EventRow, bigquery_row
+from hookpipe_worker.sinks.archive import storage_write_rows
 from hookpipe_worker.sinks.storage_write import (
     RowEncoder,
     StorageWriteSink,
+    TableWriter,
 )
 
 from tests.events import lead_row
@@ -59,8 +61,10 @@ class DefaultStream:
         *,
         refuse: frozenset[str] = frozenset(),
         fail: Sequence[BaseException | int] = (),
+        key: str = "event_id",
     ) -> None:
         self.encoder = encoder
+        self.key = key
         self.refuse = refuse
         self.fail = list(fail)
         self.appends: list[list[str]] = []  # the event ids of each append that was taken
@@ -73,7 +77,7 @@ class DefaultStream:
             if isinstance(failure, BaseException):
                 raise failure
             return types.AppendRowsResponse(error={"code": failure, "message": "try later"})
-        ids = [str(decode(self.encoder, r)["event_id"]) for r in rows]
+        ids = [str(decode(self.encoder, r)[self.key]) for r in rows]
         self.appends.append(ids)
         if sum(len(r) for r in rows) > APPEND_LIMIT:
             return types.AppendRowsResponse(
@@ -115,7 +119,8 @@ def sink_on(stream: DefaultStream, clock: Clock | None = None) -> StorageWriteSi
     async def load() -> RowEncoder:
         return stream.encoder
 
-    return StorageWriteSink(load, lambda _encoder: stream, 10.0, clock=clock, sleep=clock.sleep)
+    writer = TableWriter(load, lambda _encoder: stream, 10.0, clock=clock, sleep=clock.sleep)
+    return StorageWriteSink(writer)
 
 
 def rows(n: int) -> list[EventRow]:
@@ -263,3 +268,27 @@ def test_the_encoder_refuses_what_the_table_cannot_hold(
 def test_a_column_type_hookpipe_does_not_write_fails_at_start_up() -> None:
     with pytest.raises(ValueError, match="RECORD"):
         RowEncoder([*FIELDS, bigquery.SchemaField("nested", "RECORD", fields=FIELDS[:1])])
+
+
+def test_an_archive_row_bigquery_refuses_is_not_archived() -> None:
+    """The archive answers its push 204 only when both sinks hold the dead letter: a refused
+    BigQuery row is SinkUnavailable (Pub/Sub retries the push), never silence."""
+    schema = SCHEMA.parent / "dead_letters.schema.json"
+    encoder = RowEncoder(
+        [bigquery.SchemaField.from_api_repr(f) for f in json.loads(schema.read_text())]
+    )
+    stream = DefaultStream(encoder, refuse=frozenset({"d2"}), key="dead_letter_id")
+
+    async def load() -> RowEncoder:
+        return encoder
+
+    write = storage_write_rows(TableWriter(load, lambda _e: stream, 10.0))
+
+    def row(dead_letter_id: str) -> dict[str, object]:
+        return {"dead_letter_id": dead_letter_id, "error_class": "RowRejected", "reason": "r",
+                "dead_lettered_at": NOON, "attributes": "{}", "archived_at": NOON}  # fmt: skip
+
+    asyncio.run(write(row("d1"), "d1"))
+    with pytest.raises(SinkUnavailable, match="refused"):
+        asyncio.run(write(row("d2"), "d2"))
+    assert stream.rows == ["d1"]

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from google.cloud import bigquery
 from hookpipe.batching import BatchPolicy, MicroBatcher
 from hookpipe.bigquery import bigquery_client
 from hookpipe.errors import error_class
@@ -25,13 +26,19 @@ from hookpipe_worker.ports import Archive, DeadLetterTopic, RowLog, RowWriter
 from hookpipe_worker.process import Processor
 from hookpipe_worker.rows import EventRow
 from hookpipe_worker.settings import WorkerSettings
-from hookpipe_worker.sinks.archive import DeadLetterArchive
+from hookpipe_worker.sinks.archive import (
+    DeadLetterArchive,
+    WriteRow,
+    insert_all_rows,
+    storage_write_rows,
+)
 from hookpipe_worker.sinks.bigquery import BigQuerySink
 from hookpipe_worker.sinks.dead_letter_topic import PubSubDeadLetters
 from hookpipe_worker.sinks.postgres import PostgresSink, create_pool
 from hookpipe_worker.sinks.storage_write import (
     AppendStream,
     StorageWriteSink,
+    TableWriter,
     table_encoder,
     write_client,
 )
@@ -111,6 +118,17 @@ def group_commit(settings: WorkerSettings, writer: RowWriter) -> MicroBatcher[Ev
     )
 
 
+def table_writer(settings: WorkerSettings, client: bigquery.Client, table_id: str) -> TableWriter:
+    """Appends to ``table_id``'s default stream, on a connection of its own."""
+    return TableWriter(
+        table_encoder(client, table_id, settings.bigquery_timeout_seconds),
+        lambda encoder: AppendStream(
+            partial(write_client, settings.bigquery_storage_endpoint), table_id, encoder.schema
+        ),
+        settings.bigquery_timeout_seconds,
+    )
+
+
 def default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfig]) -> Adapters:
     """The production adapters: a Postgres pool, a BigQuery client, the dead-letter publisher."""
     pool = create_pool(
@@ -124,18 +142,18 @@ def default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfi
     bq_client = bigquery_client(settings.project_id, settings.bigquery_endpoint)
     postgres = PostgresSink(pool, sources)
     bq: RowLog
+    write_archive_row: WriteRow
     if settings.bigquery_write_api == "storage_write":
-        bq = StorageWriteSink(
-            table_encoder(bq_client, settings.bigquery_table_id, settings.bigquery_timeout_seconds),
-            lambda encoder: AppendStream(
-                partial(write_client, settings.bigquery_storage_endpoint),
-                settings.bigquery_table_id,
-                encoder.schema,
-            ),
-            settings.bigquery_timeout_seconds,
+        bq = StorageWriteSink(table_writer(settings, bq_client, settings.bigquery_table_id))
+        write_archive_row = storage_write_rows(
+            table_writer(settings, bq_client, settings.bigquery_dead_letters_table_id)
         )
     else:
-        bq = BigQuerySink(bq_client, settings.bigquery_table_id, settings.bigquery_timeout_seconds)
+        timeout = settings.bigquery_timeout_seconds
+        bq = BigQuerySink(bq_client, settings.bigquery_table_id, timeout)
+        write_archive_row = insert_all_rows(
+            bq_client, settings.bigquery_dead_letters_table_id, timeout
+        )
     dead_letters = PubSubDeadLetters(
         settings.project_id,
         settings.dead_letter_topic,
@@ -185,7 +203,5 @@ def default_adapters(settings: WorkerSettings, sources: Mapping[str, SourceConfi
         on_retry=on_retry,
         on_state_refused=on_state_refused,
     )
-    archive = DeadLetterArchive(
-        pool, bq_client, settings.bigquery_dead_letters_table_id, settings.bigquery_timeout_seconds
-    )
+    archive = DeadLetterArchive(pool, write_archive_row)
     return Adapters(writer, dead_letters, open_, postgres.ready, archive)

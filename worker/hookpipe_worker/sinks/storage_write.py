@@ -316,11 +316,10 @@ def write_client(endpoint: str | None) -> BigQueryWriteAsyncClient:
     return BigQueryWriteAsyncClient(transport=transport(channel=channel))
 
 
-class StorageWriteSink:
-    """The :class:`~hookpipe_worker.ports.RowLog` port on the raw events table, through the
-    Storage Write API's default stream. ``encoder`` loads the table's schema (once, at the first
-    batch: BigQuery being down at start-up must not stop the worker from answering) and
-    ``connect`` makes the append connection for it."""
+class TableWriter:
+    """Records (insertAll's shape) appended to one table's default stream. ``load_encoder``
+    loads the table's schema (once, at the first append: BigQuery being down at start-up must not
+    stop the worker from answering) and ``connect`` makes the append connection for it."""
 
     def __init__(
         self,
@@ -345,34 +344,34 @@ class StorageWriteSink:
             self._encoder, self._connection = encoder, self._connect(encoder)
         return self._encoder, self._connection
 
-    async def insert(self, rows: Sequence[EventRow]) -> dict[str, RowRejected]:
-        """Append ``rows``; return those BigQuery refused for their values.
+    async def append(self, records: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+        """Append ``records``; per index of a record BigQuery refused for its values, why.
 
         Raises :class:`SinkUnavailable` when an append as a whole failed (nothing, or an unknown
-        part, was written: the batch is retried and the view absorbs any duplicate)."""
-        if not rows:
+        part, was written: the caller retries and the reader de-duplicates)."""
+        if not records:
             return {}
         encoder, connection = await self._ready()
         # Off the event loop, as insertAll's request was: the loop keeps serving pushes.
-        encoded, rejected = await asyncio.to_thread(encode_rows, encoder, rows, datetime.now(UTC))
+        encoded, refused = await asyncio.to_thread(encode_records, encoder, records)
         sizes = [len(data) for _, data in encoded]
         for start, end in requests(sizes):
             if sizes[start] > MAX_INSERT_ALL_BYTES:  # alone, and still too large: refused alone
                 message = f"{sizes[start]:,} bytes, over the {MAX_INSERT_ALL_BYTES:,}-byte limit"
-                rejected[encoded[start][0].event_id] = RowRejected("bigquery", message)
+                refused[encoded[start][0]] = message
                 continue
-            rejected |= await self._append(connection, encoded[start:end])
-        return rejected
+            refused |= await self._append(connection, encoded[start:end])
+        return refused
 
     async def _append(
-        self, connection: AppendConnection, part: Sequence[tuple[EventRow, bytes]]
-    ) -> dict[str, RowRejected]:
+        self, connection: AppendConnection, part: Sequence[tuple[int, bytes]]
+    ) -> dict[int, str]:
         """One append; when BigQuery names bad rows (and so appended none), those are refused
         and the rest appended again, once."""
         response = await self._send(connection, [data for _, data in part])
         if not response.row_errors:
             return {}
-        refused, bad = refused_rows(response, [row for row, _ in part])
+        bad = refused_rows(response, len(part))
         rest = [data for i, (_, data) in enumerate(part) if i not in bad]
         if rest:
             again = await self._send(connection, rest)
@@ -380,7 +379,7 @@ class StorageWriteSink:
                 raise SinkUnavailable(
                     f"bigquery: {len(again.row_errors)} more row errors once the bad rows were out"
                 )
-        return refused
+        return {part[i][0]: message for i, message in bad.items()}
 
     async def _send(
         self, connection: AppendConnection, rows: Sequence[bytes]
@@ -410,34 +409,47 @@ class StorageWriteSink:
             delay = min(delay * 2, MAX_RETRY_DELAY)
 
 
-def encode_rows(
-    encoder: RowEncoder, rows: Sequence[EventRow], now: datetime
-) -> tuple[list[tuple[EventRow, bytes]], dict[str, RowRejected]]:
-    """Each row encoded, or refused for a value the table cannot hold (never sent)."""
-    encoded: list[tuple[EventRow, bytes]] = []
-    rejected: dict[str, RowRejected] = {}
-    for row in rows:
+class StorageWriteSink:
+    """The :class:`~hookpipe_worker.ports.RowLog` port on the raw events table, through the
+    Storage Write API's default stream."""
+
+    def __init__(self, writer: TableWriter) -> None:
+        self._writer = writer
+
+    async def insert(self, rows: Sequence[EventRow]) -> dict[str, RowRejected]:
+        """Append ``rows``; return those BigQuery refused for their values. Raises
+        :class:`SinkUnavailable` as :meth:`TableWriter.append` does (the batch is retried and the
+        ``events`` view absorbs any duplicate)."""
+        now = datetime.now(UTC)
+        refused = await self._writer.append([bigquery_row(row, now) for row in rows])
+        return {rows[i].event_id: RowRejected("bigquery", why) for i, why in refused.items()}
+
+
+def encode_records(
+    encoder: RowEncoder, records: Sequence[Mapping[str, Any]]
+) -> tuple[list[tuple[int, bytes]], dict[int, str]]:
+    """Each record encoded (with its index), or refused for a value the table cannot hold
+    (never sent)."""
+    encoded: list[tuple[int, bytes]] = []
+    refused: dict[int, str] = {}
+    for i, record in enumerate(records):
         try:
-            encoded.append((row, encoder.encode(bigquery_row(row, now))))
+            encoded.append((i, encoder.encode(record)))
         except ValueError as exc:
-            rejected[row.event_id] = RowRejected("bigquery", str(exc))
-    return encoded, rejected
+            refused[i] = str(exc)
+    return encoded, refused
 
 
-def refused_rows(
-    response: types.AppendRowsResponse, rows: Sequence[EventRow]
-) -> tuple[dict[str, RowRejected], set[int]]:
-    """The rows an append's ``row_errors`` name (by index into ``rows``), refused for their
-    values; and those indexes. An index outside ``rows`` cannot be mapped to a row: nothing of
-    the batch can then be told it is committed."""
-    refused: dict[str, RowRejected] = {}
-    bad: set[int] = set()
+def refused_rows(response: types.AppendRowsResponse, rows: int) -> dict[int, str]:
+    """The rows (of ``rows`` appended) an append's ``row_errors`` name, by index, and why. An
+    index outside the append cannot be mapped to a row: nothing of it can then be told it is
+    committed."""
+    bad: dict[int, str] = {}
     for error in response.row_errors:
-        if not 0 <= error.index < len(rows):
-            raise SinkUnavailable(f"bigquery: a row error for row {error.index} of {len(rows)}")
-        bad.add(error.index)
-        refused[rows[error.index].event_id] = RowRejected("bigquery", error.message[:500])
-    return refused, bad
+        if not 0 <= error.index < rows:
+            raise SinkUnavailable(f"bigquery: a row error for row {error.index} of {rows}")
+        bad[error.index] = error.message[:500]
+    return bad
 
 
 def _status_name(code: int) -> str:
