@@ -1,5 +1,6 @@
 """`make bench-bigquery`: insertAll against the Storage Write API's default stream, on the
-local-bigquery emulator, same run, same rows (~1.5 KB each), 5 calls per batch size.
+local-bigquery emulator, same run, same rows (~1.5 KB each), 5 calls per batch size; then insertAll
+calls of 20 rows with 1, 2 and 4 in flight (how the emulator serves concurrent calls).
 Prints a Markdown table for docs/benchmarks.md (docs/delivery.md says what it decided)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,7 +39,7 @@ def main() -> int:
             bigquery.SchemaField("payload", "STRING"),
             bigquery.SchemaField("received_at", "TIMESTAMP"),
         ]
-        for table in ("insert_all", "storage_write"):
+        for table in ("insert_all", "storage_write", "in_flight"):
             client.create_table(bigquery.Table(f"bench.d.{table}", schema=schema), exists_ok=True)
 
         file = descriptor_pb2.FileDescriptorProto(name="row.proto", package="bench")
@@ -111,6 +113,29 @@ def main() -> int:
                     write(rows(n))
                 cells.append(f"{(time.perf_counter() - started) / 5 * 1000:.0f} ms")
             print(f"| {n} | " + " | ".join(cells) + " |")
+        # Concurrent calls: does the emulator serve them side by side or one at a time?
+        print("\n| insertAll calls in flight | rows per call | ms per call | rows/s |")
+        print("| ---: | ---: | ---: | ---: |")
+        calls = 12
+        for threads in (1, 2, 4):
+
+            def call(_: int) -> None:
+                batch = rows(20)
+                errors = client.insert_rows_json(
+                    "bench.d.in_flight",
+                    [{"event_id": e, "payload": p, "received_at": datetime.fromtimestamp(t / 1e6, UTC).isoformat()}
+                     for e, p, t in batch],
+                    row_ids=[e for e, _, _ in batch],
+                )  # fmt: skip
+                assert not errors, errors
+
+            call(0)  # warm-up
+            started = time.perf_counter()
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(call, range(calls)))
+            elapsed = time.perf_counter() - started
+            print(f"| {threads} | 20 | {elapsed / calls * threads * 1000:.0f} | "
+                  f"{calls * 20 / elapsed:,.0f} |")  # fmt: skip
         counts = [
             next(iter(client.query(f"SELECT COUNT(*) FROM bench.d.{t}").result()))[0]
             for t in ("insert_all", "storage_write")

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import bigquery
 from google.cloud.bigquery_storage_v1 import types
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -22,6 +24,7 @@ from hookpipe_worker.errors import RowRejected, SinkUnavailable
 from hookpipe_worker.rows import MAX_INSERT_ALL_BYTES, EventRow, bigquery_row
 from hookpipe_worker.sinks.archive import storage_write_rows
 from hookpipe_worker.sinks.storage_write import (
+    AppendStream,
     RowEncoder,
     StorageWriteSink,
     TableWriter,
@@ -292,3 +295,15 @@ def test_an_archive_row_bigquery_refuses_is_not_archived() -> None:
     with pytest.raises(SinkUnavailable, match="refused"):
         asyncio.run(write(row("d2"), "d2"))
     assert stream.rows == ["d1"]
+
+
+def test_a_client_that_cannot_be_made_is_sink_unavailable_not_a_crash() -> None:
+    """No credentials (or a bad endpoint) when the connection is opened: the batch is answered
+    503 and Pub/Sub redelivers it, as for BigQuery down."""
+
+    def no_credentials() -> Any:
+        raise DefaultCredentialsError("Your default credentials were not found.")
+
+    stream = AppendStream(no_credentials, "p.hookpipe.raw_events", RowEncoder(FIELDS).schema)
+    with pytest.raises(SinkUnavailable, match="credentials"):
+        asyncio.run(stream.append([b""], 1.0))

@@ -41,8 +41,9 @@ MAX_VERSION_AHEAD = timedelta(days=1)
 # Postgres refuses a btree entry over ~2.7 KB (SQLSTATE 54000): a longer current-state key could
 # never be stored, so it is marked instead.
 MAX_KEY_BYTES = 1024
-# insertAll refuses a request, or a row, over 10 MB. The sink keeps each request under this
-# (sinks/bigquery.py), so a row serialized larger than this cannot be sent whole.
+# BigQuery refuses a request (an insertAll or an append), or a row, over 10 MB. The sinks keep each
+# request under this (sinks/bigquery.py, requests), so a row larger than this cannot be sent
+# whole. Rows are measured as insertAll's JSON, never smaller than their protobuf encoding.
 MAX_INSERT_ALL_BYTES = 9_000_000
 # Escaped as JSON with ASCII output, as the BigQuery client sends it, one character becomes at most
 # 12 bytes (an astral code point as two \uXXXX escapes); base64 makes 3 bytes 4.

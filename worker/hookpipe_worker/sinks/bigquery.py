@@ -1,8 +1,9 @@
-"""The BigQuery sink: insertAll (``insert_rows_json``) with row ids, into the raw events table.
+"""The BigQuery sink on insertAll (``insert_rows_json``) with row ids, into the raw events table:
+the fallback path (``HOOKPIPE_BIGQUERY_WRITE_API=insert_all``); the default is the Storage Write
+API (``sinks/storage_write.py``; docs/delivery.md says why). Both use ``requests`` below.
 
-Row ids (the event id) make BigQuery drop most duplicate inserts (best-effort, ~1 minute); the
-``events`` view de-duplicates the rest, so readers see each event once. docs/delivery.md says why
-insertAll rather than the Storage Write API.
+Row ids (one per copy of an event) make BigQuery drop most duplicate inserts (best-effort, ~1
+minute); the ``events`` view de-duplicates the rest, so readers see each event once.
 
 insertAll refuses a request over 10 MB whole, and a batch of 500 rows can be far larger than its
 ``batch_max_bytes`` once JSON-escaped (non-ASCII text triples), so a batch is sent as as many

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import grpc
+from google.auth.exceptions import GoogleAuthError
 from google.cloud import bigquery
 from google.cloud.bigquery_storage_v1 import types
 from google.cloud.bigquery_storage_v1.services.big_query_write.async_client import (
@@ -188,9 +189,11 @@ class AppendStream:
         """The answer to appending ``rows``, within ``seconds``."""
         connection = self._connection
         if connection is None or connection.closed:
-            connection = self._connection = _Connection(
-                self._make_client(), self.stream, self._schema
-            )
+            try:
+                client = self._make_client()
+            except (GoogleAuthError, *BIGQUERY_ERRORS) as exc:  # no credentials, a bad endpoint
+                raise _unavailable(exc) from None
+            connection = self._connection = _Connection(client, self.stream, self._schema)
         try:
             async with asyncio.timeout(seconds):
                 return await connection.append(rows)
